@@ -1,0 +1,75 @@
+"""The `eat` command. Sub-commands live in their packages and are imported lazily (torch is slow to import)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from eat import __version__
+from eat.clitools import LazyGroup
+from eat.errors import UserError
+
+_state = {"debug": False}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "wiki": ("wiki_data.cli:wiki", "Mine Wikipedia dumps and build alignment datasets."),
+        "train": ("training.cli:train", "Fine-tune LoRA/QLoRA/full models and the English NER tagger."),
+        "eval": ("evaluation.cli:eval_command", "Run the EAT NER pipeline on a labelled test set."),
+        "score": ("evaluation.cli:score", "Score predictions against gold (entity- and token-level)."),
+        "bench": ("evaluation.cli:bench", "Compare evaluation runs: tables, charts, error breakdown."),
+        "demo": ("eat.demo:demo", "Run the whole pipeline offline on embedded data in minutes."),
+    },
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+)
+@click.version_option(__version__, "--version", "-V", prog_name="eat")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for library debug logs).")
+@click.option("-q", "--quiet", is_flag=True, help="Warnings and errors only, no progress bars.")
+@click.option("--debug", is_flag=True, help="Show full tracebacks for errors.")
+def cli(verbose: int, quiet: bool, debug: bool) -> None:
+    """eat-ner: zero-shot cross-lingual NER by entity-aligned translation.
+
+    \b
+    Typical flow:
+      eat wiki mine   -> entity pairs from a Wikipedia dump
+      eat wiki sft    -> chat dataset for alignment fine-tuning
+      eat train       -> LoRA/QLoRA adapter
+      eat eval        -> EAT pipeline scores on a test set
+    """
+    from eat.console import setup_logging
+
+    _state["debug"] = debug
+    setup_logging(-1 if quiet else verbose)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors print one line and exit 2; --debug shows the traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    _state["debug"] = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="eat", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except UserError as exc:
+        if _state["debug"]:
+            raise
+        from eat.console import console
+
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(UserError.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted; finished work is kept, re-run to resume", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Logging and progress bars shared by all commands (rich, on stderr so stdout stays parseable)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+T = TypeVar("T")
+
+console = Console(stderr=True)
+_quiet = False
+
+
+def setup_logging(verbosity: int = 0) -> None:
+    """verbosity: -1 quiet (warnings only, no progress bars), 0 info, 1+ debug."""
+    global _quiet
+    _quiet = verbosity < 0
+    level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
+    logging.basicConfig(
+        level=level,
+        format="%(message)s",
+        datefmt="[%X]",
+        handlers=[RichHandler(console=console, show_path=verbosity > 0, rich_tracebacks=True)],
+        force=True,
+    )
+    # Third-party loggers are noisy at INFO; keep them at WARNING unless debugging.
+    for name in ("transformers", "datasets", "accelerate", "peft", "trl", "httpx", "urllib3", "filelock"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
+
+
+class _RateColumn(TextColumn):
+    """Items per second, with the unit given when the task was added."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):  # type: ignore[override]
+        speed = task.finished_speed or task.speed
+        unit = task.fields.get("unit", "it")
+        text = f"{speed:,.1f} {unit}/s" if speed else f"- {unit}/s"
+        return super().render(task).__class__(text, style="progress.data.speed")
+
+
+def make_progress(transient: bool = False) -> Progress:
+    """A rich Progress with count, rate and ETA columns; disabled under --quiet or when not a TTY in CI."""
+    disable = _quiet or os.environ.get("EAT_NO_PROGRESS") == "1"
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _RateColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+        disable=disable,
+    )
+
+
+def track(items: Iterable[T], description: str, total: int | None = None, unit: str = "it") -> Iterator[T]:
+    """Iterate with a progress bar showing the rate in `unit`/s."""
+    if total is None and hasattr(items, "__len__"):
+        total = len(items)  # type: ignore[arg-type]
+    with make_progress() as progress:
+        task = progress.add_task(description, total=total, unit=unit)
+        for item in items:
+            yield item
+            progress.advance(task)

@@ -1,0 +1,153 @@
+"""Prompt templates shared by dataset building (wiki_data) and inference (evaluation).
+
+One YAML file holds every task's chat: a `preamble` (fixed messages) and `turns` (user messages sent one
+at a time; the model's reply follows each). Training data and the inference pipeline both build chats
+with `PromptSet.conversation`, so the wording a model is trained on is the wording it is asked with.
+
+Placeholders: {language} {entity_types} {entity_types_bracketed} {sentence} {phrase} {name}.
+The authors' prompts (`../shared/data/eat-official/prompts.yaml`) load with the same schema; tasks a file
+does not define fall back to our defaults.
+"""
+
+from __future__ import annotations
+
+import string
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from eat.config import StrictModel, read_yaml, validate
+from eat.errors import UserError
+
+LANGUAGE_NAMES = {
+    "zh": "Chinese",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "ar": "Arabic",
+    "ru": "Russian",
+    "hi": "Hindi",
+    "ka": "Georgian",
+    "de": "German",
+    "es": "Spanish",
+    "fr": "French",
+    "nl": "Dutch",
+    "en": "English",
+    "fa": "Persian",
+    "he": "Hebrew",
+    "th": "Thai",
+    "uk": "Ukrainian",
+    "el": "Greek",
+}
+
+TYPE_NAMES = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION", "MISC": "MISCELLANEOUS"}
+TASKS = ("translate", "translate_plain", "align", "to_english", "direct")
+PLACEHOLDERS = {"language", "entity_types", "entity_types_bracketed", "sentence", "phrase", "name"}
+
+
+def language_name(code: str) -> str:
+    """English name of a language code ("zh-cn" -> "Chinese"); unknown codes are returned as given."""
+    return LANGUAGE_NAMES.get(code.split("-")[0].lower(), code)
+
+
+class Message(StrictModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatTemplate(StrictModel):
+    preamble: list[Message] = Field(default_factory=list, description="Messages sent before the first turn.")
+    turns: list[str] = Field(min_length=1, description="User turns, each answered by the model in order.")
+
+    @field_validator("turns")
+    @classmethod
+    def _known_placeholders(cls, turns: list[str]) -> list[str]:
+        for turn in turns:
+            for _, name, _, _ in string.Formatter().parse(turn):
+                if name and name not in PLACEHOLDERS:
+                    raise ValueError(
+                        f"unknown placeholder {{{name}}}; known: {', '.join(sorted(PLACEHOLDERS))}"
+                    )
+        return turns
+
+
+class PromptSet(StrictModel):
+    """A set of chat templates, one per pipeline task."""
+
+    source: str | None = Field(None, description="Where the wording comes from (free text).")
+    entity_types: list[str] = Field(default_factory=lambda: ["PERSON", "LOCATION", "ORGANIZATION"])
+    translate: ChatTemplate | None = Field(None, description="Stage 1: entity-aware translation to English.")
+    translate_plain: ChatTemplate | None = Field(None, description="Stage 1 without entity hints.")
+    align: ChatTemplate | None = Field(None, description="Stage 3: which phrase of the sentence is {phrase}?")
+    to_english: ChatTemplate | None = Field(None, description="Target-language name -> English name.")
+    direct: ChatTemplate | None = Field(None, description="Baseline: the LLM tags the source sentence.")
+    english_ner_instruction: str | None = Field(None, description="The LLM as English NER tagger.")
+    generation: Any = Field(None, description="Notes on decoding settings (informational).")
+
+    @property
+    def path(self) -> str:
+        return self.source or "prompts"
+
+    def template(self, task: str) -> ChatTemplate:
+        tpl = getattr(self, task, None) if task in TASKS else None
+        if tpl is None:
+            raise UserError(f"prompt set {self.path!r} has no template for task {task!r}")
+        return tpl
+
+    def variables(self, lang: str, **values: str) -> dict[str, str]:
+        types = self.entity_types
+        return {
+            "language": language_name(lang),
+            "entity_types": ", ".join(types),
+            "entity_types_bracketed": ", ".join(f"[{t}]" for t in types),
+            **values,
+        }
+
+    def conversation(
+        self, task: str, lang: str, replies: list[str] | None = None, **values: str
+    ) -> list[dict[str, str]]:
+        """The chat for `task` after `len(replies)` model replies.
+
+        With fewer replies than turns, the chat ends with the next user turn (what inference sends);
+        with one reply per turn it is a complete training conversation.
+        """
+        tpl = self.template(task)
+        replies = replies or []
+        if len(replies) > len(tpl.turns):
+            raise ValueError(f"task {task!r} has {len(tpl.turns)} turns, got {len(replies)} replies")
+        variables = self.variables(lang, **values)
+        chat = [{"role": m.role, "content": _fill(m.content, variables)} for m in tpl.preamble]
+        for i, turn in enumerate(tpl.turns):
+            chat.append({"role": "user", "content": _fill(turn, variables)})
+            if i >= len(replies):
+                break
+            chat.append({"role": "assistant", "content": replies[i]})
+        return chat
+
+    def num_turns(self, task: str) -> int:
+        return len(self.template(task).turns)
+
+
+def _fill(text: str, variables: dict[str, str]) -> str:
+    try:
+        return text.format_map(variables)
+    except KeyError as exc:
+        raise UserError(f"prompt placeholder {{{exc.args[0]}}} has no value here") from None
+
+
+DEFAULT_PROMPTS = "default"
+
+
+def load_prompts(path: str | Path | None = None) -> PromptSet:
+    """Our default prompts, or a file; tasks missing from a file are taken from the defaults."""
+    default_text = resources.files("eat").joinpath("data/prompts.yaml")
+    with resources.as_file(default_text) as default_path:
+        defaults = read_yaml(default_path)
+    if path is None or str(path) == DEFAULT_PROMPTS:
+        return validate(PromptSet, defaults, source=str(default_path))
+    data = read_yaml(path)
+    data.setdefault("source", str(path))
+    for task in (*TASKS, "english_ner_instruction"):
+        data.setdefault(task, defaults.get(task))
+    return validate(PromptSet, data, source=str(path))

@@ -1,0 +1,1 @@
+"""The EAT NER pipeline (translate, tag, align, snap), metrics, and checkpoint benchmarks."""

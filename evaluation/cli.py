@@ -1,0 +1,28 @@
+"""`eat eval`, `eat score` and `eat bench`."""
+
+from __future__ import annotations
+
+import click
+
+from eat.errors import UserError
+
+
+@click.command("eval", context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def eval_command(args) -> None:
+    """Run the EAT NER pipeline on a labelled test set (issue #6)."""
+    raise UserError("`eat eval` is not implemented yet (issue #6)")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def score(args) -> None:
+    """Score predictions against gold (issue #6)."""
+    raise UserError("`eat score` is not implemented yet (issue #6)")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args) -> None:
+    """Compare evaluation runs (issue #6)."""
+    raise UserError("`eat bench` is not implemented yet (issue #6)")

@@ -1,0 +1,50 @@
+"""The `eat` command as a user meets it: fast help, version, one-line errors with exit code 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from eat import __version__
+
+
+def run_eat(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "eat", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_help_lists_groups_without_importing_torch():
+    code = (
+        "import sys; from eat.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    for group in ("wiki", "train", "eval", "bench", "demo"):
+        assert f"  {group} " in out
+    assert out.strip().endswith("NO-TORCH")
+
+
+def test_version():
+    result = run_eat("--version")
+    assert result.returncode == 0
+    assert __version__ in result.stdout
+
+
+def test_unknown_command_exits_2():
+    assert run_eat("frobnicate").returncode == 2
+
+
+def test_bad_recipe_key_is_one_line_exit_2(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text(
+        "kind: sft\nmodel:\n  name_or_path: x\ntraining:\n  learning_rat: 1\n", encoding="utf-8"
+    )
+    result = run_eat("train", str(recipe))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "bad.yaml" in lines[0]
+    assert "learning_rat" in lines[0] and "did you mean" in lines[0]

@@ -1,0 +1,1 @@
+"""Wikipedia dumps -> entity pairs -> instruction datasets for entity-alignment fine-tuning."""
