@@ -5,6 +5,9 @@ from __future__ import annotations
 import click
 
 from eat.errors import UserError
+from evaluation.score_cli import bench, score
+
+__all__ = ["bench", "eval_command", "score"]
 
 
 @click.command("eval", context_settings={"ignore_unknown_options": True})
@@ -12,17 +15,3 @@ from eat.errors import UserError
 def eval_command(args) -> None:
     """Run the EAT NER pipeline on a labelled test set (issue #6)."""
     raise UserError("`eat eval` is not implemented yet (issue #6)")
-
-
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def score(args) -> None:
-    """Score predictions against gold (issue #6)."""
-    raise UserError("`eat score` is not implemented yet (issue #6)")
-
-
-@click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def bench(args) -> None:
-    """Compare evaluation runs (issue #6)."""
-    raise UserError("`eat bench` is not implemented yet (issue #6)")
