@@ -32,6 +32,7 @@ class Sentence:
     gold: list[Entity] = field(default_factory=list)
     tokens: list[str] | None = None
     token_spans: list[tuple[int, int]] | None = None  # char span of each token in `text`
+    tags: list[str] | None = None  # the file's gold tags (after the label map), for seqeval-exact scoring
 
     def to_dict(self) -> dict:
         return {
@@ -41,7 +42,7 @@ class Sentence:
             "gold": [e.to_dict() for e in self.gold],
             "tokens": self.tokens,
             "token_spans": [list(s) for s in self.token_spans] if self.token_spans is not None else None,
-        }
+        } | ({"tags": self.tags} if self.tags is not None else {})
 
     @classmethod
     def from_dict(cls, d: dict) -> Sentence:
@@ -53,4 +54,5 @@ class Sentence:
             gold=[Entity.from_dict(e) for e in d.get("gold", [])],
             tokens=d.get("tokens"),
             token_spans=[tuple(s) for s in spans] if spans is not None else None,
+            tags=d.get("tags"),
         )
