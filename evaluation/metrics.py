@@ -136,6 +136,13 @@ def _prf(correct: int, n_pred: int, n_gold: int) -> dict:
     return {"precision": p, "recall": r, "f1": f, "n_gold": n_gold, "n_pred": n_pred, "n_correct": correct}
 
 
+def _prf_sklearn(correct: int, n_pred: int, n_gold: int) -> dict:
+    """Like `_prf`, but F1 as scikit-learn computes it (2 tp / (gold + pred)), for the authors' metric."""
+    out = _prf(correct, n_pred, n_gold)
+    out["f1"] = 2 * correct / (n_gold + n_pred) if (n_gold + n_pred) else 0.0
+    return out
+
+
 def _scores_from_sets(gold: Sequence[set], pred: Sequence[set], type_of: Callable) -> dict:
     """Micro + per-type P/R/F1 from per-sentence sets of hashable entities."""
     if len(gold) != len(pred):
@@ -214,6 +221,26 @@ def _authors_label_seq(text: str, entities: Sequence[tuple[str, str]], char_leve
     return labels
 
 
+def _authors_gold_items(sent: Sentence) -> list[tuple[str, str]]:
+    """Gold (string, type) in order. From the file's tags when we have them, chunked as their loader
+    does (a B- or I- tag opens an entity that runs over the following I- tags of ANY type)."""
+    if sent.tags is None or sent.token_spans is None:
+        return [(sent.text[e.start : e.end], e.type) for e in sent.gold]
+    items = []
+    tags, spans = sent.tags, sent.token_spans
+    i, n = 0, len(tags)
+    while i < n:
+        if tags[i][:2] in ("B-", "I-"):
+            j = i + 1
+            while j < n and tags[j][:2] == "I-":
+                j += 1
+            items.append((sent.text[spans[i][0] : spans[j - 1][1]], tags[i][2:]))
+            i = j
+        else:
+            i += 1
+    return items
+
+
 def _authors_text(sentence: Sentence, char_level: bool) -> str:
     # Their loader: zh joins characters (WikiANN `#` -> space) and turns "'''" into "'"; others join
     # tokens with one space. Our Sentence.text is built the same way (see formats.py).
@@ -253,11 +280,11 @@ def authors_token_scores(
     n_pred: Counter = Counter()
     n_sent = n_units = 0
     for sent, pred in zip(sentences, preds, strict=True):
-        if not sent.gold:
+        gold_items = _authors_gold_items(sent)
+        if not gold_items:
             continue
         n_sent += 1
         text = _authors_text(sent, char_level)
-        gold_items = [(sent.text[e.start : e.end], e.type) for e in sent.gold]
         pred_items = [(e.text or sent.text[e.start : e.end], e.type) for e in pred]
         g = _authors_label_seq(text, gold_items, char_level)
         p = _authors_label_seq(text, pred_items, char_level)
@@ -267,8 +294,8 @@ def authors_token_scores(
             n_pred[b] += 1
             if a == b:
                 tp[a] += 1
-    per_label = {lab: _prf(tp[lab], n_pred[lab], n_gold[lab]) for lab in labels}
-    micro = _prf(
+    per_label = {lab: _prf_sklearn(tp[lab], n_pred[lab], n_gold[lab]) for lab in labels}
+    micro = _prf_sklearn(
         sum(tp[lab] for lab in labels), sum(n_pred[lab] for lab in labels), sum(n_gold[lab] for lab in labels)
     )
     macro_f1 = sum(v["f1"] for v in per_label.values()) / len(labels) if labels else 0.0
