@@ -1,0 +1,94 @@
+"""Typed config of `eat eval`: the single source of truth for recipe keys (`kind: eval`) and CLI flags."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from eat.config import StrictModel
+
+# The sampling settings of the authors' code (Qwen2.5-Instruct's generation_config), used by `--decoding paper`.
+PAPER_DECODING = {
+    "do_sample": True,
+    "temperature": 0.7,
+    "top_p": 0.8,
+    "top_k": 20,
+    "repetition_penalty": 1.05,
+}
+
+
+class EvalRecipe(StrictModel):
+    kind: Literal["eval"] = "eval"
+    model: str = Field(
+        description="LLM for translation and alignment: local folder, hub name, or served model name."
+    )
+    adapter: str | None = Field(None, description="LoRA adapter folder, loaded on top of --model (unmerged).")
+    ner_model: str = Field(
+        "llm",
+        description="English NER: a seq2seq tagger folder, a token-classification model folder, or 'llm' "
+        "(the LLM answers with the english_ner_instruction).",
+    )
+    data: str = Field(description="Labelled test file (BIO/BMES columns or span JSON).")
+    format: Literal["auto", "bio", "bmes", "spans"] = Field(
+        "auto", description="Format of --data (auto: from the extension and content)."
+    )
+    lang: str = Field(description="Language code of the test sentences (zh, ja, ko, ru, ar, ...).")
+    out: str = Field(description="Run folder: predictions.jsonl, metrics.json, report.md and stage caches.")
+    backend: Literal["hf", "openai", "vllm"] = Field("hf", description="How the LLM is run.")
+    mode: Literal["eat", "translate-test", "direct"] = Field(
+        "eat",
+        description="eat: entity-aware translation; translate-test: plain translation; direct: the LLM tags "
+        "the source sentence itself.",
+    )
+    prompts: str | None = Field(None, description="Prompt file (default: eat-ner's own prompts).")
+    limit: int | None = Field(None, ge=1, description="Evaluate only the first N sentences.")
+    batch_size: int = Field(16, ge=1, description="Chats per generate call (hf, vllm) and NER batch size.")
+    max_new_tokens: int = Field(256, ge=1, description="Most tokens generated per reply.")
+    decoding: Literal["greedy", "paper"] = Field(
+        "greedy",
+        description="greedy (reproducible) or paper (do_sample, temperature 0.7, top_p 0.8, top_k 20, "
+        "repetition_penalty 1.05, seeded).",
+    )
+    seed: int = Field(0, description="Seed for sampled decoding.")
+    label_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="Gold label renames, e.g. PER.NAM: PER; map a label to '' to drop it (PER.NOM: '').",
+    )
+    lexicon: str | None = Field(
+        None,
+        description="Mined pairs parquet (en_title, surface, aliases) used as snapping hint and fallback.",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="OpenAI-compatible server (backend openai)."
+    )
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="Environment variable holding the API key (backend openai); never logged.",
+    )
+    concurrency: int = Field(8, ge=1, description="Requests in flight at once (backend openai).")
+    timeout: float = Field(120.0, gt=0, description="Seconds per request (backend openai).")
+    max_retries: int = Field(
+        4, ge=0, description="Retries per request with exponential backoff (backend openai)."
+    )
+    device: str | None = Field(
+        None, description="torch device for hf models (default: cuda if available, else cpu)."
+    )
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="Weights dtype (hf)."
+    )
+    trust_remote_code: bool = Field(
+        False, description="Run code shipped with the model (off: untrusted input)."
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> EvalRecipe:
+        if self.lexicon is not None and not self.lexicon.endswith(".parquet"):
+            raise ValueError("lexicon must be a .parquet file of mined pairs")
+        return self
+
+    def decoding_kwargs(self) -> dict:
+        """Generation settings shared by all backends (greedy unless the paper preset is chosen)."""
+        if self.decoding == "paper":
+            return {**PAPER_DECODING, "seed": self.seed}
+        return {"do_sample": False, "seed": self.seed}
