@@ -13,7 +13,8 @@ Choices, so the output fits the miner's schema:
 - Russian texts have their stress marks removed (running text and NER test sets have none).
 - Chinese text keeps its mixed script: the target and text are compared in Simplified form
   (`normalize_with_offsets`, which uses `to_variant`) and the span is cut from the original text.
-- Multi-paragraph texts are cut to the first paragraph that holds the target and is not the bare title.
+- Multi-paragraph texts are cut to the first paragraph that holds the target and is not the bare title
+  (the whole text when the name occurs only as a title line).
 """
 
 from __future__ import annotations
@@ -135,7 +136,11 @@ def _passage(text: str, start: int, end: int) -> tuple[str, int]:
 
 
 def _find_in_passage(text: str, target: str, lang: str) -> tuple[str, int, int] | None:
-    """(passage, start, end) for the first occurrence not on a bare title line ("欧州連合\n\n欧州連合（...")."""
+    """(passage, start, end) of the first occurrence not on a bare title line ("欧州連合\n\n欧州連合（...").
+
+    When the name only occurs as a title line, the whole text is the passage (a one-word sentence teaches
+    nothing about finding a name in context).
+    """
     base = 0
     first = None
     while base < len(text):
@@ -144,15 +149,17 @@ def _find_in_passage(text: str, target: str, lang: str) -> tuple[str, int, int] 
             break
         start, end = span[0] + base, span[1] + base
         para, offset = _passage(text, start, end)
-        hit = (para, offset, offset + end - start)
-        first = first or hit
         if para != text[start:end].strip():
-            return hit
+            return para, offset, offset + end - start
+        first = first or (start, end)
         nxt = text.find("\n", end)
         if nxt < 0:
             break
         base = nxt + 1
-    return first
+    if first is None:
+        return None
+    lead = len(text) - len(text.lstrip())
+    return text.strip(), first[0] - lead, first[1] - lead
 
 
 def convert_record(rec: dict, lang: str, stats: ImportStats) -> dict | None:

@@ -1,0 +1,287 @@
+"""`eat wiki sft`: chat datasets from entity pairs (round trip, prompts parity, split, determinism, errors)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from eat.errors import UserError
+from eat.prompts import load_prompts
+from wiki_data.schema import pairs_table, shard_name
+from wiki_data.sft_cli import register
+from wiki_data.variants import english_variants, strip_disambiguator
+
+FIXTURES = Path(__file__).parent / "sft_fixtures"
+FIXTURE_ROWS = [json.loads(line) for line in (FIXTURES / "pairs.jsonl").read_text("utf-8").splitlines()]
+
+
+@click.group()
+def group() -> None:
+    """Stand-in for `eat wiki`: the commands are registered the way wiki_data/cli.py will."""
+
+
+register(group)
+
+
+def run(*args: str):
+    return CliRunner().invoke(group, [str(a) for a in args], catch_exceptions=True)
+
+
+def ok(*args: str):
+    result = run(*args)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result
+
+
+@pytest.fixture(scope="module")
+def pairs_dirs(tmp_path_factory) -> tuple[Path, Path]:
+    """Two pairs folders: zh+ja in two shards, ru in one (written by the miner's schema writer)."""
+    base = tmp_path_factory.mktemp("pairs")
+    a, b = base / "a", base / "b"
+    a.mkdir()
+    b.mkdir()
+    pq.write_table(pairs_table([r for r in FIXTURE_ROWS if r["lang"] == "zh"]), a / shard_name(0))
+    pq.write_table(pairs_table([r for r in FIXTURE_ROWS if r["lang"] == "ja"]), a / shard_name(1))
+    pq.write_table(pairs_table([r for r in FIXTURE_ROWS if r["lang"] == "ru"]), b / shard_name(0))
+    return a, b
+
+
+def build(pairs_dirs, out: Path, *extra: str) -> dict[str, list[dict]]:
+    args = ["sft", "--out", out]
+    for d in pairs_dirs:
+        args += ["--pairs", d]
+    ok(*args, *extra)
+    return {s: [json.loads(x) for x in (out / f"{s}.jsonl").read_text("utf-8").splitlines()] for s in SPLITS}
+
+
+SPLITS = ("train", "validation")
+
+
+def user_sentence(row: dict) -> str:
+    """The sentence as it appears in the (first) user turn that holds it."""
+    for m in row["messages"]:
+        if m["role"] == "user" and " sentence: " in m["content"]:
+            return m["content"].split(" sentence: ", 1)[1].split("\n", 1)[0]
+    raise AssertionError(f"no sentence in {row['messages']}")
+
+
+def source_row(row: dict) -> dict:
+    sentence = user_sentence(row)
+    (src,) = {
+        json.dumps(r, sort_keys=True)
+        for r in FIXTURE_ROWS
+        if r["lang"] == row["lang"] and r["en_title"] == row["en_title"] and r["sentence"] == sentence
+    }
+    return json.loads(src)
+
+
+def test_round_trip_default_prompts(pairs_dirs, tmp_path):
+    from datasets import load_from_disk
+
+    out = tmp_path / "ds"
+    splits = build(pairs_dirs, out, "--val-fraction", "0.3")
+    dd = load_from_disk(str(out))
+    assert set(dd) == set(SPLITS)
+    for s in SPLITS:
+        assert dd[s].column_names == ["messages", "task", "lang", "qid", "en_title", "type"]
+        assert dd[s].to_list() == splits[s]
+    rows = splits["train"] + splits["validation"]
+    assert len(splits["validation"]) > 0
+    # 18 fixture rows: 1 duplicate, 1 surface not in its sentence -> 16 pairs x 2 tasks.
+    assert len(rows) == 32
+    assert {r["lang"] for r in rows} == {"zh", "ja", "ru"}
+    assert not any(r["en_title"] == "Nameless Town" for r in rows)
+    for row in rows:
+        assert row["messages"][-1]["role"] == "assistant"
+        answer = row["messages"][-1]["content"]
+        if row["task"] == "align":
+            assert answer in user_sentence(row)
+            assert answer == source_row(row)["surface"]
+        else:
+            assert answer == strip_disambiguator(row["en_title"])
+    cassiopeia = [r for r in rows if r["en_title"].startswith("Cassiopeia") and r["task"] == "to_english"]
+    assert cassiopeia[0]["messages"][-1]["content"] == "Cassiopeia"
+    card = (out / "README.md").read_text("utf-8")
+    n_ja_train = sum(r["lang"] == "ja" for r in splits["train"])
+    n_ja_val = sum(r["lang"] == "ja" for r in splits["validation"])
+    assert f"| ja | {n_ja_train} | {n_ja_val} | {n_ja_train + n_ja_val} |" in card
+    assert "| align | " in card and "| to_english | " in card
+    n_per = sum(r["type"] == "PER" for r in rows)
+    assert "| PER | " in card and f" | {n_per} |\n" in card
+    assert "duplicates dropped: 2" in card  # the duplicate row, once per task
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".ds.")]  # no temp folder left
+
+
+def test_align_chat_equals_what_inference_sends(pairs_dirs, tmp_path, tiny_lm):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    prompts = load_prompts()
+    splits = build(pairs_dirs, tmp_path / "ds", "--tasks", "align")
+    rows = splits["train"] + splits["validation"]
+    assert rows and {r["task"] for r in rows} == {"align"}
+    for row in rows:
+        src = source_row(row)
+        variants = english_variants(src["en_title"], src["type"], src["aliases"], src["lang"])
+        asked = [
+            prompts.conversation("align", row["lang"], sentence=src["sentence"], phrase=v) for v in variants
+        ]
+        assert row["messages"][:-1] in asked
+        prompt_text = tok.apply_chat_template(
+            row["messages"][:-1], add_generation_prompt=True, tokenize=False
+        )
+        inference_text = tok.apply_chat_template(
+            asked[asked.index(row["messages"][:-1])], add_generation_prompt=True, tokenize=False
+        )
+        assert prompt_text == inference_text
+        full = tok.apply_chat_template(row["messages"], tokenize=False)
+        assert full == prompt_text + src["surface"] + "<|im_end|>\n"
+
+
+def test_authors_prompts_make_multi_turn_chats(pairs_dirs, tmp_path, shared_data, tiny_lm):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    path = shared_data / "eat-official" / "prompts.yaml"
+    prompts = load_prompts(path)
+    splits = build(pairs_dirs, tmp_path / "ds", "--prompts", path)
+    rows = splits["train"] + splits["validation"]
+    align = [r for r in rows if r["task"] == "align"]
+    assert align
+    for row in align:
+        roles = [m["role"] for m in row["messages"]]
+        assert roles == [
+            "system",
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+            "user",
+            "assistant",
+        ]
+        src = source_row(row)
+        answer = row["messages"][-1]["content"]
+        assert answer == src["surface"] and answer in src["sentence"]
+        assert row["messages"][4]["content"] == row["messages"][6]["content"] == answer
+        variants = english_variants(src["en_title"], src["type"], src["aliases"], src["lang"])
+        asked = [
+            prompts.conversation(
+                "align", row["lang"], replies=[answer, answer], sentence=src["sentence"], phrase=v
+            )
+            for v in variants
+        ]
+        assert row["messages"][:-1] in asked
+        assert row["messages"][3]["content"].startswith("English phrase: ")
+        text = tok.apply_chat_template(row["messages"][:-1], add_generation_prompt=True, tokenize=False)
+        assert text.endswith(
+            "Give me the final result without other words.<|im_end|>\n<|im_start|>assistant\n"
+        )
+    # The authors' file has no to_english chat: our default (one turn) is used.
+    to_en = [r for r in rows if r["task"] == "to_english"]
+    assert to_en and all(len(r["messages"]) == 3 for r in to_en)
+
+
+def test_split_is_by_entity(pairs_dirs, tmp_path):
+    for seed in range(4):
+        splits = build(pairs_dirs, tmp_path / f"ds{seed}", "--val-fraction", "0.4", "--seed", str(seed))
+        key = lambda r: r["qid"] or r["en_title"]  # noqa: E731
+        train, val = ({key(r) for r in splits[s]} for s in SPLITS)
+        assert train and val and not train & val
+        paris = {s for s in SPLITS for r in splits[s] if r["qid"] == "Q90"}
+        assert len(paris) == 1  # zh, ja and ru Paris rows are on the same side
+
+
+def test_deterministic_for_a_seed_and_input_order(pairs_dirs, tmp_path):
+    a = build(pairs_dirs, tmp_path / "a", "--val-fraction", "0.3")
+    b = build(pairs_dirs[::-1], tmp_path / "b", "--val-fraction", "0.3")
+    assert a == b
+    assert (tmp_path / "a" / "train.jsonl").read_bytes() == (tmp_path / "b" / "train.jsonl").read_bytes()
+    others = [
+        build(pairs_dirs, tmp_path / f"s{s}", "--val-fraction", "0.3", "--seed", str(s)) for s in (1, 2)
+    ]
+    assert any(o != a for o in others)
+
+
+def test_name_variants_follow_ner_output(pairs_dirs, tmp_path):
+    names = set()
+    for seed in range(6):
+        splits = build(pairs_dirs, tmp_path / f"ds{seed}", "--tasks", "align", "--seed", str(seed))
+        for row in splits["train"] + splits["validation"]:
+            user = next(m["content"] for m in row["messages"] if m["content"].startswith("English name: "))
+            names.add((row["en_title"], user.split("\n", 1)[0].removeprefix("English name: ")))
+    by_title: dict[str, set[str]] = {}
+    for title, name in names:
+        by_title.setdefault(title, set()).add(name)
+    assert by_title["Paris, Texas"] <= {"Paris, Texas", "Paris", "PARIS, TEXAS"}
+    assert "Paris" in by_title["Paris, Texas"] or "PARIS, TEXAS" in by_title["Paris, Texas"]
+    assert by_title["Cassiopeia (constellation)"] <= {"Cassiopeia", "CASSIOPEIA"}
+    assert len(by_title["European Central Bank"]) >= 2
+
+
+def test_variants():
+    assert strip_disambiguator("Paris (Texas)") == "Paris"
+    assert strip_disambiguator("巴黎 （德州）") == "巴黎"
+    assert strip_disambiguator("(2)") == "(2)"
+    assert english_variants("Barack Obama", "PER") == ["Barack Obama", "Obama", "BARACK OBAMA"]
+    assert english_variants("European Central Bank", "ORG")[:2] == ["European Central Bank", "ECB"]
+    assert "Beatles" in english_variants("The Beatles", "ORG")
+    assert english_variants("Springfield, Illinois", "LOC")[:2] == ["Springfield, Illinois", "Springfield"]
+    assert "EU" in english_variants("European Union", None, ["欧盟", "EU"], "zh")
+    assert "EU" not in english_variants("European Union", None, ["EU"], "de")  # Latin script: not English
+    assert english_variants("NATO", "ORG") == ["NATO"]
+
+
+def test_languages_caps_and_balance(pairs_dirs, tmp_path):
+    splits = build(pairs_dirs, tmp_path / "a", "--languages", "zh,ja", "--max-per-lang", "3")
+    rows = splits["train"] + splits["validation"]
+    assert {r["lang"] for r in rows} == {"zh", "ja"}
+    assert all(sum(r["lang"] == lang for r in rows) == 3 for lang in ("zh", "ja"))
+    splits = build(pairs_dirs, tmp_path / "b", "--balance")
+    rows = splits["train"] + splits["validation"]
+    counts = {lang: sum(r["lang"] == lang for r in rows) for lang in ("zh", "ja", "ru")}
+    assert len(set(counts.values())) == 1 and counts["zh"] == 10  # zh has 5 usable pairs x 2 tasks
+
+
+def expect_user_error(result, *fragments: str) -> str:
+    assert isinstance(result.exception, UserError), (result.output, result.exception)
+    assert UserError.exit_code == 2
+    message = str(result.exception)
+    assert "\n" not in message
+    for fragment in fragments:
+        assert fragment in message
+    return message
+
+
+def test_bad_inputs_exit_2_and_write_nothing(pairs_dirs, tmp_path):
+    out = tmp_path / "ds"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    expect_user_error(run("sft", "--pairs", empty, "--out", out), str(empty), "no pairs-*.parquet")
+    expect_user_error(run("sft", "--pairs", tmp_path / "nope", "--out", out), "nope", "not found")
+
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    pq.write_table(pa.table({"lang": ["zh"], "word": ["巴黎"]}), wrong / shard_name(0))
+    expect_user_error(
+        run("sft", "--pairs", wrong, "--out", out), str(wrong / shard_name(0)), "missing column"
+    )
+
+    expect_user_error(
+        run("sft", "--pairs", pairs_dirs[0], "--out", out, "--languages", "ko"), "--languages ko", "zh"
+    )
+    expect_user_error(run("sft", "--pairs", pairs_dirs[0], "--out", out, "--tasks", "translate"), "--tasks")
+    assert not out.exists()
+    assert not list(tmp_path.glob(".ds.*"))
+
+    out.mkdir()
+    expect_user_error(run("sft", "--pairs", pairs_dirs[0], "--out", out), str(out), "--overwrite")
+    ok("sft", "--pairs", pairs_dirs[0], "--out", out, "--overwrite")
+    assert (out / "README.md").is_file()
