@@ -1,0 +1,136 @@
+"""What a training run leaves in its output folder: complete checkpoints, resolved recipe, model card.
+
+Shared by the SFT and NER-tagger trainers so both resume, refuse and document runs the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from eat.errors import UserError
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+def complete_checkpoints(output_dir: str | Path) -> list[Path]:
+    """Checkpoints in step order whose trainer_state.json (written last by Trainer) exists."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        m = _CHECKPOINT.match(child.name)
+        if m and child.is_dir() and (child / "trainer_state.json").is_file():
+            found.append((int(m.group(1)), child))
+    return [p for _, p in sorted(found)]
+
+
+def resume_checkpoint(output_dir: str | Path, mode: str) -> str | None:
+    """The newest complete checkpoint when mode is 'auto' (an interrupted save is skipped), else None."""
+    if mode != "auto":
+        return None
+    done = complete_checkpoints(output_dir)
+    return str(done[-1]) if done else None
+
+
+def refuse_broken_distributed(method: str) -> None:
+    """DeepSpeed ZeRO-3 cannot shard bitsandbytes 4-bit weights: point to FSDP-QLoRA instead."""
+    if method != "qlora":
+        return
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    stage = os.environ.get("ACCELERATE_DEEPSPEED_ZERO_STAGE", "")
+    if deepspeed and stage == "3":
+        raise UserError(
+            "DeepSpeed ZeRO-3 with 4-bit (method=qlora) weights is not supported; use FSDP-QLoRA: "
+            "accelerate launch --config_file recipes/accelerate/fsdp_qlora.yaml -m training RECIPE.yaml "
+            "(or eat train RECIPE.yaml --launch fsdp --num-processes N)"
+        )
+
+
+@contextlib.contextmanager
+def clear_oom(output_dir: str | Path, what: str) -> Iterator[None]:
+    """Turn an out-of-memory crash into one line saying what to lower; finished checkpoints stay valid."""
+    import torch
+
+    try:
+        yield
+    except torch.OutOfMemoryError:
+        done = complete_checkpoints(output_dir)
+        last = f"; last complete checkpoint: {done[-1]}" if done else ""
+        raise UserError(
+            f"out of memory while {what}: lower training.per_device_train_batch_size (raise "
+            "gradient_accumulation_steps to keep the global batch), lower the sequence length, keep "
+            f"training.gradient_checkpointing=true, or use method=qlora{last}"
+        ) from None
+
+
+def model_card(
+    *, title: str, recipe: Any, base_model: str, data_lines: list[str], metrics: dict[str, Any], usage: str
+) -> str:
+    """A README.md for the run: what was trained on what, with which settings, and how it scored."""
+    lines = [
+        "---",
+        f"base_model: {base_model}",
+        "library_name: "
+        + ("peft" if getattr(recipe, "method", "full") in ("lora", "qlora") else "transformers"),
+        "tags: [eat-ner, " + recipe.kind + "]",
+        "---",
+        "",
+        f"# {title}",
+        "",
+        f"Trained with eat-ner (`kind: {recipe.kind}`, `method: {getattr(recipe, 'method', 'full')}`) from "
+        f"`{base_model}`. The full resolved recipe is in `recipe.yaml` next to this file.",
+        "",
+        "## Data",
+        "",
+        *[f"- {line}" for line in data_lines],
+        "",
+        "## Training",
+        "",
+        "| setting | value |",
+        "|---|---|",
+    ]
+    t = recipe.training
+    for key in (
+        "learning_rate",
+        "num_train_epochs",
+        "max_steps",
+        "per_device_train_batch_size",
+        "gradient_accumulation_steps",
+        "lr_scheduler_type",
+        "seed",
+    ):
+        lines.append(f"| {key} | {getattr(t, key)} |")
+    if getattr(recipe, "method", "full") in ("lora", "qlora"):
+        lora = recipe.lora
+        lines.append(
+            f"| lora | r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, targets={lora.target_modules} |"
+        )
+    lines += ["", "## Metrics", ""]
+    if metrics:
+        lines += ["| metric | value |", "|---|---|"]
+        for key, value in metrics.items():
+            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
+            lines.append(f"| {key} | {shown} |")
+    else:
+        lines.append("No evaluation split was configured.")
+    lines += ["", "## Use", "", "```", usage, "```", ""]
+    return "\n".join(lines)
+
+
+def write_run_files(output_dir: str | Path, recipe: Any, card: str, metrics: dict[str, Any]) -> None:
+    """recipe.yaml, README.md and metrics.json, each written atomically (main process only)."""
+    from eat.config import dump_config
+    from eat.io import atomic_open, write_json
+
+    out = Path(output_dir)
+    dump_config(recipe, out / "recipe.yaml")
+    with atomic_open(out / "README.md") as fh:
+        fh.write(card)
+    write_json(out / "metrics.json", json.loads(json.dumps(metrics, default=float)))

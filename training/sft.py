@@ -1,0 +1,179 @@
+"""`kind: sft` runs: LoRA / QLoRA / full chat fine-tuning with TRL's SFTTrainer on pre-tokenised chats.
+
+We hand SFTTrainer `input_ids` + `labels` (built in training.sft_data, loss on assistant tokens only), so it
+skips its own chat rendering and only truncates and, with `data.packing`, packs: `bfd` packs whole chats
+padding-free (position ids restart per chat, so chats never attend to each other), `wrapped` cuts a stream.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from eat.errors import UserError
+from training.config import SFTRecipe
+from training.loading import check_4bit, load_causal_lm, load_tokenizer, on_gpu, resolve_precision
+from training.runs import clear_oom, model_card, refuse_broken_distributed, resume_checkpoint, write_run_files
+from training.sft_data import load_sft_splits, tokenize_dataset
+
+log = logging.getLogger(__name__)
+
+
+def peft_lora_config(lora, task_type: str):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type=task_type,
+        bias="none",
+    )
+
+
+def training_arguments(recipe, precision: str, has_eval: bool) -> dict[str, Any]:
+    """TrainingArguments fields shared by both recipe kinds."""
+    t = recipe.training
+    return {
+        "output_dir": t.output_dir,
+        "learning_rate": t.learning_rate,
+        "num_train_epochs": t.num_train_epochs,
+        "max_steps": t.max_steps,
+        "per_device_train_batch_size": t.per_device_train_batch_size,
+        "per_device_eval_batch_size": t.per_device_eval_batch_size,
+        "gradient_accumulation_steps": t.gradient_accumulation_steps,
+        "warmup_steps": t.warmup_ratio,
+        "lr_scheduler_type": t.lr_scheduler_type,
+        "weight_decay": t.weight_decay,
+        "max_grad_norm": t.max_grad_norm,
+        "optim": t.optim,
+        "activation_checkpointing": t.gradient_checkpointing,
+        "activation_checkpointing_kwargs": {"use_reentrant": False} if t.gradient_checkpointing else None,
+        "disable_tqdm": os.environ.get("EAT_NO_PROGRESS") == "1" or None,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": t.use_cpu or not on_gpu(),
+        "seed": t.seed,
+        "data_seed": t.seed,
+        "logging_steps": t.logging_steps,
+        "logging_first_step": True,
+        "eval_strategy": ("steps" if t.eval_steps else "epoch") if has_eval else "no",
+        "eval_steps": t.eval_steps,
+        "save_strategy": "steps",
+        "save_steps": t.save_steps,
+        "save_total_limit": t.save_total_limit,
+        "report_to": [r for r in t.report_to if r != "none"] or "none",
+        "ddp_find_unused_parameters": False,
+        "remove_unused_columns": True,
+    }
+
+
+def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
+    """Train, evaluate and write the output folder; returns the final metrics."""
+    from accelerate import PartialState
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
+    refuse_broken_distributed(recipe.method)
+    t, d = recipe.training, recipe.data
+    precision = resolve_precision(t.precision, t.use_cpu)
+    gpu = on_gpu(t.use_cpu)
+    state = PartialState()
+    if recipe.method == "qlora":
+        check_4bit("cuda" if gpu else "cpu")
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(t.output_dir) / "tensorboard"))
+
+    splits = [d.train_split] + ([d.eval_split] if d.eval_split else [])
+    data = load_sft_splits(d.path, splits)
+    tokenizer = load_tokenizer(recipe.model, padding_side="right")
+    if tokenizer.chat_template is None:
+        raise UserError(
+            f"tokenizer of {recipe.model.name_or_path!r} has no chat template; set model.chat_template=FILE"
+        )
+    tokenized = {}
+    with state.main_process_first():
+        for split, ds in data.items():
+            limit = d.max_train_samples if split == d.train_split else d.max_eval_samples
+            if limit is not None:
+                ds = ds.select(range(min(limit, len(ds))))
+            tokenized[split], dropped = tokenize_dataset(
+                ds,
+                tokenizer,
+                train_on=d.train_on,
+                max_length=d.max_length,
+                name=f"{d.path}:{split}",
+                num_proc=d.num_proc,
+            )
+            if dropped and state.is_main_process:
+                log.warning("%s: dropped %d chats whose answer was cut off by max_length", split, dropped)
+
+    set_seed(t.seed)
+    device_map = {"": state.local_process_index if gpu else "cpu"}
+    model = load_causal_lm(
+        recipe.model,
+        method=recipe.method,
+        precision=precision,
+        quant_cfg=recipe.quantization,
+        device_map=device_map,
+    )
+    peft_config = peft_lora_config(recipe.lora, "CAUSAL_LM") if recipe.method in ("lora", "qlora") else None
+
+    args = SFTConfig(
+        **training_arguments(recipe, precision, d.eval_split is not None),
+        max_length=d.max_length,
+        packing=d.packing,
+        packing_strategy=d.packing_strategy,
+        eval_packing=d.packing,
+        completion_only_loss=False,
+        assistant_only_loss=False,
+        dataset_num_proc=d.num_proc,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=tokenized[d.train_split],
+        eval_dataset=tokenized.get(d.eval_split) if d.eval_split else None,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    resume = resume_checkpoint(t.output_dir, t.resume)
+    if resume and state.is_main_process:
+        log.info("resuming from %s", resume)
+    with clear_oom(t.output_dir, "training"):
+        result = trainer.train(resume_from_checkpoint=resume)
+        metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
+        if d.eval_split:
+            ev = trainer.evaluate()
+            metrics.update({k: v for k, v in ev.items() if k.startswith("eval_")})
+            if "eval_loss" in ev and math.isfinite(ev["eval_loss"]):
+                metrics["eval_perplexity"] = math.exp(min(ev["eval_loss"], 50.0))
+    trainer.save_model(t.output_dir)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(t.output_dir)
+        card = model_card(
+            title=f"{Path(t.output_dir).name}: EAT alignment chat model",
+            recipe=recipe,
+            base_model=recipe.model.name_or_path,
+            data_lines=[
+                f"dataset: `{d.path}` (train split `{d.train_split}`: {len(tokenized[d.train_split])} chats"
+                + (
+                    f", eval split `{d.eval_split}`: {len(tokenized[d.eval_split])} chats)"
+                    if d.eval_split
+                    else ")"
+                ),
+                f"loss on: {d.train_on.replace('_', ' ')} turn(s); max_length {d.max_length}; "
+                f"packing: {d.packing_strategy if d.packing else 'off'}",
+                f"precision: {precision}; processes: {state.num_processes}",
+            ],
+            metrics=metrics,
+            usage=f"eat train merge --adapter {t.output_dir} --out {t.output_dir}-merged"
+            if recipe.method != "full"
+            else f"AutoModelForCausalLM.from_pretrained({str(t.output_dir)!r})",
+        )
+        write_run_files(t.output_dir, recipe, card, metrics)
+    state.wait_for_everyone()
+    return metrics
