@@ -286,6 +286,7 @@ def dataset_card(splits: dict[str, list[dict]], cfg: SFTConfig, prompts_source: 
 
 def build_sft(cfg: SFTConfig) -> dict[str, list[dict]]:
     """Build and write the dataset described by `cfg`; returns the rows per split."""
+    import datasets
     from datasets import Dataset, DatasetDict
 
     from eat.config import dump_config
@@ -308,7 +309,13 @@ def build_sft(cfg: SFTConfig) -> dict[str, list[dict]]:
         dd = DatasetDict(
             {s: Dataset.from_list([_public(ex) for ex in r], features=features) for s, r in splits.items()}
         )
-        dd.save_to_disk(str(tmp))
+        bars_on = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # our own progress bars and summary say what happens
+        try:
+            dd.save_to_disk(str(tmp))
+        finally:
+            if bars_on:
+                datasets.enable_progress_bars()
         for name, split_rows in splits.items():
             write_jsonl(tmp / f"{name}.jsonl", (_public(ex) for ex in split_rows))
         (tmp / "README.md").write_text(dataset_card(splits, cfg, prompts.path, info), encoding="utf-8")

@@ -285,3 +285,56 @@ def test_bad_inputs_exit_2_and_write_nothing(pairs_dirs, tmp_path):
     expect_user_error(run("sft", "--pairs", pairs_dirs[0], "--out", out), str(out), "--overwrite")
     ok("sft", "--pairs", pairs_dirs[0], "--out", out, "--overwrite")
     assert (out / "README.md").is_file()
+
+
+class _Recorder:
+    """A chat backend that answers each align turn with the pair's surface and records what it was sent."""
+
+    name = "recorder"
+
+    def __init__(self, surface_of: dict[str, str]) -> None:
+        self.surface_of = surface_of
+        self.chats: list[list[dict]] = []
+
+    def generate(self, chats, max_new_tokens, decoding):
+        self.chats.extend(chats)
+        answers = []
+        for chat in chats:
+            text = "\n".join(m["content"] for m in chat)
+            (answer,) = {s for sentence, s in self.surface_of.items() if sentence in text}
+            answers.append(answer)
+        return answers
+
+
+@pytest.mark.parametrize("authors", [False, True])
+def test_rows_equal_the_evaluation_pipeline_chats(pairs_dirs, tmp_path, shared_data, tiny_lm, authors):
+    """Each align row minus its answer is exactly the last chat `evaluation.pipeline` sends for it."""
+    from transformers import AutoTokenizer
+
+    from evaluation.config import EvalRecipe
+    from evaluation.entities import Sentence
+    from evaluation.pipeline import Pipeline
+
+    prompts = str(shared_data / "eat-official" / "prompts.yaml") if authors else None
+    extra = ["--prompts", prompts] if prompts else []
+    splits = build(pairs_dirs, tmp_path / "ds", "--tasks", "align", "--seed", "3", *extra)
+    rows = splits["train"] + splits["validation"]
+    recorder = _Recorder({r["sentence"]: r["surface"] for r in FIXTURE_ROWS if r["surface"] in r["sentence"]})
+    cfg = EvalRecipe(model="unused", data="unused", lang="zh", out=str(tmp_path / "run"), prompts=prompts)
+    pipeline = Pipeline(cfg, recorder)
+    jobs = []
+    for row in rows:
+        user = next(m["content"] for m in row["messages"] if m["content"].startswith("English "))
+        phrase = user.split("\n", 1)[0].split(": ", 1)[1]
+        jobs.append((Sentence(id=str(len(jobs)), text=user_sentence(row), lang=row["lang"]), phrase))
+    replies = pipeline.align(jobs)
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    turns = pipeline.prompts.num_turns("align")
+    assert turns == (3 if authors else 1)
+    for row, answers in zip(rows, replies, strict=True):
+        assert answers == [row["messages"][-1]["content"]] * turns
+        sent = [c for c in recorder.chats if c == row["messages"][:-1]]
+        assert sent, row["messages"]
+        ours = tok.apply_chat_template(row["messages"][:-1], add_generation_prompt=True, tokenize=False)
+        theirs = tok.apply_chat_template(sent[0], add_generation_prompt=True, tokenize=False)
+        assert ours == theirs
