@@ -354,3 +354,48 @@ def bootstrap_f1_ci(
         hi = vals[int((1 - alpha / 2) * (n - 1))]
         out[k] = [lo, hi]
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# everything at once (eat score, eat bench)
+
+
+def score_all(
+    sentences: Sequence[Sentence],
+    preds: Sequence[Sequence[Entity]],
+    pred_tags: Sequence[Sequence[str]] | None = None,
+    lang: str | None = None,
+    bootstrap: int = 0,
+    seed: int = 0,
+) -> dict:
+    """All metrics for one prediction set.
+
+    entity: exact character spans; seqeval / seqeval_strict: tag-level, seqeval-identical, when the gold
+    sentences carry the file's tags (predicted tags from `pred_tags`, else converted from the spans);
+    token_authors: the authors' token-level metric; bootstrap (optional): 95% CI of span micro P/R/F1.
+    """
+    from evaluation.formats import spans_to_tags
+
+    if len(sentences) != len(preds):
+        raise UserError(f"gold has {len(sentences)} sentences but predictions have {len(preds)}")
+    out: dict = {"entity": entity_scores([s.gold for s in sentences], preds)}
+    if sentences and all(s.tags is not None and s.tokens is not None for s in sentences):
+        if pred_tags is None:
+            pred_tags = [spans_to_tags(s, p) for s, p in zip(sentences, preds, strict=True)]
+        gold_tags = [s.tags or [] for s in sentences]
+        out["seqeval"] = tag_scores(gold_tags, pred_tags, mode="default")
+        out["seqeval_strict"] = tag_scores(gold_tags, pred_tags, mode="strict")
+    out["token_authors"] = authors_token_scores(sentences, preds, lang=lang)
+    if bootstrap:
+        g = [{(e.start, e.end, e.type) for e in s.gold} for s in sentences]
+        p = [{(e.start, e.end, e.type) for e in x} for x in preds]
+        out["bootstrap"] = bootstrap_f1_ci(g, p, n=bootstrap, seed=seed)
+    return out
+
+
+def headline(metrics: dict, mode: str = "default") -> tuple[str, dict]:
+    """The entity scores to show first: seqeval (in `mode`) when available, else exact spans."""
+    key = "seqeval_strict" if mode == "strict" else "seqeval"
+    if key in metrics:
+        return key, metrics[key]
+    return "entity", metrics["entity"]
