@@ -1,0 +1,326 @@
+"""From an article's wikitext to (surface name, first clean lead sentence, infobox type).
+
+Only the lead (text before the first heading) is parsed: it holds the bold name and the defining sentence,
+and it is a small fraction of the article, which is what makes mining fast. Templates are handled
+deliberately: language-tagged names keep their text, everything else (infoboxes, references, coordinates,
+pronunciation, maintenance tags) is dropped; brackets emptied by the removals are removed too.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import mwparserfromhell
+from mwparserfromhell.nodes import (
+    Argument,
+    Comment,
+    ExternalLink,
+    Heading,
+    HTMLEntity,
+    Tag,
+    Template,
+    Text,
+    Wikilink,
+)
+
+from wiki_data.typing_rules import infobox_type, normalize_template_name
+
+MAX_LEAD_CHARS = 60_000
+CJK_LANGS = {"zh", "ja", "wuu", "yue", "gan", "lzh", "zh-yue", "zh-classical"}
+
+_HEADING = re.compile(r"^(=+)[^=\n].*?\1[ \t]*(?:<!--.*?-->)?[ \t]*$", re.M)
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_REF = re.compile(r"<ref\b[^>]*?/>|<ref\b[^>]*>.*?</ref\s*>", re.S | re.I)
+_BEHAVIOUR = re.compile(r"__[A-ZА-Я_]+__")
+_SPACES = re.compile(r"[ \t\u00a0\u2009\u200b\u200e\u200f\u202f\u3000]+")
+_EMPTY_BRACKETS = re.compile(r"\s*[(（\[]\s*(?:[,;:，；：、/]\s*|-\s+)*[)）\]]")
+_LEADING_SEP = re.compile(r"([(（])\s*(?:[,;:，；：、]\s*)+")
+_TRAILING_SEP = re.compile(r"\s*(?:[,;:，；：、]\s*)+([)）])")
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?،؛)\]»）」』、。，])")
+_SPACE_AFTER_OPEN = re.compile(r"([(\[«（「『])\s+")
+_DISAMBIG = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
+
+# Namespaces of links that are not running text (files, categories), in the languages we mine.
+LINK_NAMESPACES = {
+    "file", "image", "media", "category", "ファイル", "画像", "カテゴリ", "файл", "изображение",
+    "категория", "파일", "그림", "분류", "ملف", "صورة", "تصنيف", "文件", "檔案", "档案", "图像", "圖像", "分类",
+    "分類", "wikipedia", "wp", "help", "template", "portal", "special", "user", "wikt", "wiktionary",
+}  # fmt: skip
+_INTERWIKI = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2,8})*$")
+
+# Templates whose argument is running text: name -> index of the positional argument to keep.
+KEEP_ARG = {
+    "lang": 1, "langx": 1, "lang2": 1, "llang": 1, "script": 1, "transl": 1, "transliteration": 1,
+    "nowrap": 0, "nobr": 0, "nobreak": 0, "small": 0, "big": 0, "noitalic": 0, "nihongo": 0, "nihongo2": 0,
+    "nihongo3": 0, "ruby": 0, "ruby-ja": 0, "ruby-zh": 0, "読み仮名": 0, "読み仮名 ruby不使用": 0, "読み仮名_ruby不使用": 0,
+    "ruby-en": 0, "lang-ja": 0, "link-en": 0, "link-ja": 0, "link-de": 0, "link-fr": 0, "le": 0, "ill": 0,
+    "仮リンク": 0, "interlanguage link": 0, "tsl": 2, "iw": 0, "не переведено": 0, "нп5": 0, "s": 0,
+    "abbr": 0, "w": 0, "виктор": 0, "sic": 0, "korean": 0, "문단": 0, "en": 0, "إنج": 0, "بالإنجليزية": 0,
+    "chem": 0, "unbulleted list": 0, "ja": 0, "zh": 0, "ko": 0, "ar": 0, "ru": 0, "en-us": 0, "text": 0,
+    "bdi": 1, "native name": 1, "spaces": -1, "繁体字": 0, "簡体字": 0, "扱い": -1, "lang-zh": 0, "lang-ko": 0,
+}  # fmt: skip
+_KEEP_PREFIX = ("lang-", "lang|", "langue-", "nihongo", "ruby", "link-", "iw")
+_DATE_TEMPLATES = ("birth date", "death date", "start date", "end date", "birth year", "death year", "dts")
+
+
+@dataclass
+class LeadResult:
+    surface: str
+    sentence: str
+    infobox_type: str | None
+
+
+class NoSentence(Exception):
+    """The lead has no clean sentence containing the name."""
+
+
+def lead_wikitext(text: str) -> str:
+    """The text before the first section heading (comments and refs removed, size capped)."""
+    text = _COMMENT.sub("", text)
+    m = _HEADING.search(text)
+    if m:
+        text = text[: m.start()]
+    text = _REF.sub("", text)
+    text = _BEHAVIOUR.sub("", text)
+    return text[:MAX_LEAD_CHARS]
+
+
+def title_base(title: str) -> str:
+    """`Mercury (planet)` -> `Mercury`; `Foo_bar` -> `Foo bar`."""
+    title = title.replace("_", " ").strip()
+    base = _DISAMBIG.sub("", title)
+    return base or title
+
+
+class _Renderer:
+    """Wikicode -> plain text, remembering the first bold span and the first typed infobox."""
+
+    def __init__(self, lang: str, variant: str | None):
+        self.lang = lang
+        self.variant = variant
+        self.bold: str | None = None
+        self.infobox: str | None = None
+        self.depth = 0
+
+    def render(self, code) -> str:
+        out = []
+        skip_line = False  # inside a list item or indented line (hatnotes, lists: not defining prose)
+        for node in code.nodes:
+            if skip_line:
+                if isinstance(node, Text) and "\n" in node.value:
+                    skip_line = False
+                    out.append(node.value[node.value.index("\n") :])
+                continue
+            if isinstance(node, Tag) and node.wiki_markup in ("*", "#", ":", ";"):
+                skip_line = True
+                continue
+            if isinstance(node, Text):
+                out.append(str(node.value))
+            elif isinstance(node, Wikilink):
+                out.append(self._link(node))
+            elif isinstance(node, Template):
+                out.append(self._template(node))
+            elif isinstance(node, Tag):
+                out.append(self._tag(node))
+            elif isinstance(node, HTMLEntity):
+                out.append(node.normalize())
+            elif isinstance(node, ExternalLink):
+                out.append(self.render(node.title) if node.title else "")
+            elif isinstance(node, Heading):
+                break
+            elif isinstance(node, Comment | Argument):
+                continue
+            else:
+                out.append("")
+        return "".join(out)
+
+    def _link(self, node: Wikilink) -> str:
+        title = str(node.title).strip()
+        if ":" in title and not title.startswith(":"):
+            prefix = title.split(":", 1)[0].strip().lower()
+            if prefix in LINK_NAMESPACES or _INTERWIKI.match(prefix):
+                return ""
+        if node.text is not None:
+            return self.render(node.text)
+        return title.lstrip(":").split("#", 1)[0]
+
+    def _template(self, node: Template) -> str:
+        name = normalize_template_name(str(node.name))
+        if self.infobox is None and self.depth == 0:
+            self.infobox = infobox_type(self.lang, name, self.variant if self.lang == "zh" else None)
+        positional = [p for p in node.params if not p.showkey]
+        idx = KEEP_ARG.get(name)
+        if idx is None and name.startswith(_KEEP_PREFIX):
+            idx = 1 if name in ("lang", "iw") else 0
+        if idx is not None and idx >= 0:
+            if idx >= len(positional):
+                idx = len(positional) - 1
+            if idx < 0:
+                return ""
+            self.depth += 1
+            try:
+                return self.render(positional[idx].value).strip()
+            finally:
+                self.depth -= 1
+        if name == "spaces" or name in ("nbsp", "space", "sp"):
+            return " "
+        if name in ("convert", "cvt") and len(positional) >= 2:
+            return f"{str(positional[0].value).strip()} {str(positional[1].value).strip()}"
+        if name.startswith(_DATE_TEMPLATES):
+            parts = [str(p.value).strip() for p in positional if str(p.value).strip().isdigit()]
+            return "-".join(parts[:3])
+        return ""
+
+    def _tag(self, node: Tag) -> str:
+        tag = str(node.tag).lower()
+        if tag in ("ref", "references", "table", "gallery", "math", "score", "timeline", "imagemap", "chem",
+                   "syntaxhighlight", "source", "templatestyles", "indicator", "mapframe", "graph", "noinclude"):  # fmt: skip
+            return ""
+        if tag == "br":
+            return " "
+        if node.self_closing or node.contents is None:
+            return ""
+        text = self.render(node.contents)
+        if tag == "b" and self.bold is None and text.strip():
+            self.bold = text.strip()
+        return text
+
+
+def clean_text(text: str, lang: str) -> str:
+    """Whitespace, empty brackets and separators left behind by removed templates."""
+    text = _SPACES.sub(" ", text)
+    for _ in range(3):
+        new = _EMPTY_BRACKETS.sub("", text)
+        new = _LEADING_SEP.sub(r"\1", new)
+        new = _TRAILING_SEP.sub(r"\1", new)
+        if new == text:
+            break
+        text = new
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    text = _SPACE_AFTER_OPEN.sub(r"\1", text)
+    text = re.sub(r"([,;])\1+", r"\1", text)
+    if lang in CJK_LANGS:
+        text = re.sub(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])", "", text)
+    return text.strip()
+
+
+# ----------------------------------------------------------------------------------- sentence splitting
+
+ABBREVIATIONS = {
+    "ru": {
+        "г", "гг", "им", "т", "е", "д", "н", "э", "др", "пр", "род", "ум", "с", "р", "ок", "св", "ул", "пер", "обл",
+        "руб", "тыс", "млн", "млрд", "араб", "англ", "фр", "франц", "нем", "лат", "греч", "др.-греч", "кит", "яп",
+        "итал", "исп", "перс", "тур", "укр", "белор", "каз", "ивр", "санскр", "польск", "венг", "чеш", "швед", "фин",
+        "норв", "дат", "нидерл", "порт", "кор", "монг", "азерб", "арм", "груз", "узб", "тат", "башк", "см", "букв",
+        "сокр", "ср", "напр", "проф", "акад", "ген", "оз", "о", "п", "пос", "дер", "м", "км", "кв", "вв", "в",
+        "мн", "ед", "ч", "стр", "т.е", "т.д", "т.п", "т.н", "н.э", "и.о", "чел", "рус", "церк", "ст", "наст",
+        "урожд", "наз", "бывш", "совр", "хр", "гос", "федер", "респ", "долл", "коп", "тж", "т.к",
+    },
+    "en": {
+        "mr", "mrs", "ms", "dr", "prof", "st", "jr", "sr", "vs", "etc", "e.g", "i.e", "no", "vol", "fig", "approx",
+        "ca", "c", "b", "d", "fl", "r", "inc", "ltd", "co", "corp", "mt", "ft", "lit", "u.s", "u.k", "gen", "col",
+        "lt", "sgt", "capt", "gov", "sen", "rep", "rev", "hon", "jan", "feb", "mar", "apr", "jun", "jul", "aug",
+        "sep", "sept", "oct", "nov", "dec", "est", "pop", "ed", "eds", "pp", "op", "cf", "al",
+    },
+    "ar": {"د", "م", "هـ", "ق", "ص", "ج", "أ", "ت"},
+    "ko": {"vs", "etc", "no", "dr", "st", "mr"},
+}  # fmt: skip
+_OPEN = "([{（［「『《〈«"
+_CLOSE = ")]}）］」』》〉»"
+_CJK_END = re.compile(r"[。！？!?](?:[」』”’）)\]]*)")
+_END = re.compile(r"[.!?؟।…](?:[\"'»”’)\]]*)(?=\s|$)")
+
+
+def _depth_at(text: str) -> list[int]:
+    depth, out = 0, []
+    for ch in text:
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE and depth > 0:
+            depth -= 1
+        out.append(depth)
+    return out
+
+
+def split_sentences(text: str, lang: str) -> list[str]:
+    """Sentences of one paragraph: CJK full stops, or abbreviation- and bracket-aware stops elsewhere."""
+    text = text.strip()
+    if not text:
+        return []
+    depth = _depth_at(text)
+    cut_points = []
+    if lang in CJK_LANGS:
+        for m in _CJK_END.finditer(text):
+            if depth[m.start()] == 0:
+                cut_points.append(m.end())
+    else:
+        abbrevs = ABBREVIATIONS.get(lang, set()) | ABBREVIATIONS["en"]
+        for m in _END.finditer(text):
+            start = m.start()
+            if depth[start] != 0:
+                continue
+            if text[start] == ".":
+                word_m = re.search(r"([\w.\-]+)$", text[:start])
+                word = word_m.group(1).lower() if word_m else ""
+                if word and (word in abbrevs or word.split(".")[-1] in abbrevs or len(word) == 1):
+                    continue
+                if word and word[-1].isdigit() and lang in ("de", "fi", "cs", "sk", "pl", "hu"):
+                    continue
+                nxt = text[m.end() :].lstrip()
+                if nxt and nxt[0].islower():
+                    continue
+            cut_points.append(m.end())
+    out, prev = [], 0
+    for cut in cut_points:
+        piece = text[prev:cut].strip()
+        if piece:
+            out.append(piece)
+        prev = cut
+    tail = text[prev:].strip()
+    if tail:
+        out.append(tail)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- the page
+
+
+def _variant(text: str, lang: str, variant: str | None, wikitext: bool = False) -> str:
+    if lang != "zh" or not variant:
+        return text
+    from wiki_data.normalize import to_variant
+
+    return to_variant(text, variant, wikitext=wikitext)
+
+
+def render_lead(
+    wikitext: str, lang: str, variant: str | None = None
+) -> tuple[list[str], str | None, str | None]:
+    """Cleaned paragraphs of the lead, its first bold span and the type its infobox implies."""
+    lead = lead_wikitext(wikitext)
+    lead = _variant(lead, lang, variant, wikitext=True)
+    renderer = _Renderer(lang, variant)
+    text = renderer.render(mwparserfromhell.parse(lead, skip_style_tags=False))
+    text = html.unescape(text)
+    paragraphs = [clean_text(p, lang) for p in re.split(r"\n\s*\n|\n", text)]
+    bold = clean_text(renderer.bold, lang) if renderer.bold else None
+    return [p for p in paragraphs if p], bold, renderer.infobox
+
+
+def process_page(title: str, wikitext: str, lang: str, variant: str | None = None) -> LeadResult:
+    """Surface, sentence and infobox type of one article; raises NoSentence when there is no usable sentence."""
+    paragraphs, bold, itype = render_lead(wikitext, lang, variant)
+    base = _variant(title_base(title), lang, variant)
+    candidates = []
+    if bold and len(bold) <= 100:
+        candidates.append(bold)
+    if base not in candidates:
+        candidates.append(base)
+    sentences = [s for p in paragraphs for s in split_sentences(p, lang)]
+    for surface in candidates:
+        for sentence in sentences:
+            if surface in sentence and len(sentence) > len(surface):
+                return LeadResult(surface, sentence, itype)
+    raise NoSentence(title)
