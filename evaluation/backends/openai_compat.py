@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,6 +48,7 @@ class OpenAIBackend:
             headers["Authorization"] = f"Bearer {key}"
         self.client = httpx.Client(timeout=timeout, headers=headers)
         self.requests = 0  # requests sent, retries included (for tests and logs)
+        self._lock = threading.Lock()
 
     def payload(self, chat: Chat, max_new_tokens: int, decoding: dict) -> dict:
         body: dict = {"model": self.model, "messages": chat, "max_tokens": max_new_tokens}
@@ -69,7 +71,8 @@ class OpenAIBackend:
         for attempt in range(self.max_retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
-            self.requests += 1
+            with self._lock:
+                self.requests += 1
             try:
                 resp = self.client.post(self.url, json=body)
             except httpx.TransportError as exc:

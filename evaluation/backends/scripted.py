@@ -1,4 +1,9 @@
-"""A fake backend for tests: answers come from a dict keyed by the last user message (or a function)."""
+"""A fake backend for tests and benches: answers come from a dict keyed by user messages (or a function).
+
+Lookup: the last user message first, then earlier ones (later turns of a chat often repeat a fixed
+instruction, so the turn that names the sentence identifies the chat). A list value answers turn by turn,
+indexed by the number of assistant replies after the matched message.
+"""
 
 from __future__ import annotations
 
@@ -8,24 +13,30 @@ from evaluation.backends import Chat
 
 
 class ScriptedBackend:
-    """Replies with `answers[last user message]`, else `default`; counts calls and chats seen.
-
-    `answers` may also be a function of the whole chat, for answers that depend on earlier turns.
-    """
-
     name = "scripted"
+    chunk_size = 1024
 
-    def __init__(self, answers: dict[str, str] | Callable[[Chat], str], default: str = "") -> None:
+    def __init__(
+        self, answers: dict[str, str | list[str]] | Callable[[Chat], str], default: str = ""
+    ) -> None:
         self.answers = answers
         self.default = default
-        self.calls = 0
-        self.chats: list[Chat] = []
+        self.calls = 0  # generate calls
+        self.chats: list[Chat] = []  # every chat sent
 
     def answer(self, chat: Chat) -> str:
         if callable(self.answers):
             return self.answers(chat)
-        last = next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
-        return self.answers.get(last, self.default)
+        for i in range(len(chat) - 1, -1, -1):
+            message = chat[i]
+            if message["role"] != "user" or message["content"] not in self.answers:
+                continue
+            value = self.answers[message["content"]]
+            if isinstance(value, list):
+                turn = sum(m["role"] == "assistant" for m in chat[i + 1 :])
+                return value[turn] if turn < len(value) else self.default
+            return value
+        return self.default
 
     def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]:
         self.calls += 1

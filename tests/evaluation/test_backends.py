@@ -1,0 +1,92 @@
+"""The openai backend against a real HTTP server on loopback (evaluation.serve) serving the tiny model."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from eat.errors import UserError
+from evaluation.backends.hf import HFBackend
+from evaluation.backends.openai_compat import OpenAIBackend
+from evaluation.backends.scripted import ScriptedBackend
+from evaluation.config import EvalRecipe
+from evaluation.pipeline import run_eval
+from evaluation.serve import serving
+
+SECRET = "sk-test-do-not-leak-1234567890"
+CHATS = [[{"role": "user", "content": "東京"}], [{"role": "user", "content": "Москва"}]]
+
+
+@pytest.fixture(scope="module")
+def tiny_backend(tiny_lm):
+    return HFBackend(str(tiny_lm), batch_size=4)
+
+
+def test_openai_backend_matches_local_model(tiny_backend, monkeypatch):
+    monkeypatch.setenv("EAT_TEST_KEY", SECRET)
+    with serving(tiny_backend, "tiny") as server:
+        client = OpenAIBackend(server.base_url, "tiny", api_key_env="EAT_TEST_KEY", concurrency=2)
+        got = client.generate(CHATS, 4, {"do_sample": False})
+        assert server.seen_auth == [f"Bearer {SECRET}"] * 2
+    assert got == tiny_backend.generate(CHATS, 4, {"do_sample": False})
+
+
+def test_retries_with_backoff_then_succeeds():
+    with serving(ScriptedBackend({"東京": "Tokyo"}), fail_first=3) as server:
+        client = OpenAIBackend(server.base_url, "m", max_retries=3, backoff=0.01, concurrency=1)
+        assert client.generate(CHATS[:1], 4, {"do_sample": False}) == ["Tokyo"]
+        assert server.requests == 4 and client.requests == 4
+
+
+def test_unreachable_server_is_a_clear_error():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=2, backoff=0.01, timeout=2)
+    with pytest.raises(UserError, match="unreachable after 3 tries"):
+        client.generate(CHATS[:1], 4, {"do_sample": False})
+    assert client.requests == 3
+
+
+def test_server_errors_that_are_not_transient():
+    with serving(ScriptedBackend({})) as server:
+        client = OpenAIBackend(server.base_url.replace("/v1", "/v2"), "m", max_retries=3, backoff=0.01)
+        with pytest.raises(UserError, match="HTTP 404"):
+            client.generate(CHATS[:1], 4, {"do_sample": False})
+        assert client.requests == 1  # not retried
+
+
+def test_eval_through_openai_backend_keeps_key_secret(tmp_path, tiny_backend, monkeypatch, capsys, caplog):
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    data = tmp_path / "t.json"
+    data.write_text(
+        json.dumps(
+            [{"text": "李白生于碎叶城", "entities": [{"name": "李白", "span": [0, 2], "type": "PER"}]}]
+        )
+    )
+    caplog.set_level("DEBUG")
+    with serving(tiny_backend, "tiny", fail_first=1) as server:
+        cfg = EvalRecipe(
+            model="tiny",
+            data=str(data),
+            lang="zh",
+            out=str(tmp_path / "run"),
+            backend="openai",
+            base_url=server.base_url,
+            max_new_tokens=3,
+            max_retries=2,
+        )
+        from evaluation.backends import make_backend
+
+        backend = make_backend(cfg)
+        backend.backoff = 0.01
+        metrics = run_eval(cfg, backend=backend)
+    assert metrics["backend"] == "openai" and metrics["counts"]["sentences"] == 1
+    assert server.seen_auth[-1] == f"Bearer {SECRET}"
+    out = capsys.readouterr()
+    texts = [out.out, out.err, caplog.text] + [
+        p.read_text() for p in (tmp_path / "run").rglob("*") if p.is_file()
+    ]
+    assert not any(SECRET in t for t in texts)
