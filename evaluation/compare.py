@@ -175,8 +175,11 @@ def error_breakdown(rows: list[dict]) -> dict:
 # ------------------------------------------------------------------------------------------ tables
 
 
-def checkpoint_name(m: dict) -> str:
-    name = Path(str(m.get("adapter") or m.get("model") or "?")).name or str(m.get("model"))
+def checkpoint_name(m: dict, run: Path | None = None) -> str:
+    """adapter (on its base model) or model folder name; the run folder's name when neither is known."""
+    if not m.get("adapter") and not m.get("model"):
+        return run.name if run is not None else "?"
+    name = Path(str(m.get("adapter") or m.get("model"))).name or str(m.get("model"))
     if m.get("adapter") and m.get("model"):
         name = f"{Path(str(m['model'])).name}+{name}"
     mode = m.get("mode")
@@ -194,7 +197,7 @@ def summary_rows(runs: list[dict]) -> list[dict]:
         rows.append(
             {
                 "run": str(r["path"]),
-                "checkpoint": checkpoint_name(m),
+                "checkpoint": checkpoint_name(m, r["path"]),
                 "dataset": Path(str(m.get("dataset") or "?")).name,
                 "lang": str(m.get("lang") or "?"),
                 "mode": str(m.get("mode") or ""),
@@ -210,8 +213,23 @@ def summary_rows(runs: list[dict]) -> list[dict]:
                 "n_pred": e.get("n_pred"),
             }
         )
+    # two runs of the same checkpoint on the same data (e.g. other settings): tell them apart by folder
+    seen = Counter((r["checkpoint"], r["dataset"], r["lang"]) for r in rows)
+    labels = run_labels([r["path"] for r in runs])
+    for r, label in zip(rows, labels, strict=True):
+        if seen[(r["checkpoint"], r["dataset"], r["lang"])] > 1:
+            r["checkpoint"] = f"{r['checkpoint']} ({label})"
     rows.sort(key=lambda x: (x["dataset"], x["lang"], x["checkpoint"], x["run"]))
     return rows
+
+
+def run_labels(paths: list[Path]) -> list[str]:
+    """Shortest trailing part of each run path that tells the runs apart (folder name when unique)."""
+    for depth in range(1, 8):
+        labels = ["/".join(Path(p).parts[-depth:]) for p in paths]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(p) for p in paths]
 
 
 def _fmt(v) -> str:
@@ -294,9 +312,9 @@ def render_errors_md(runs: list[dict]) -> str:
         "| run | checkpoint | dataset | lang | gold | correct | " + " | ".join(CAUSES) + " | spurious |",
         "|" + "---|" * (7 + len(CAUSES)),
     ]
-    for r in runs:
+    for r, label in zip(runs, run_labels([r["path"] for r in runs]), strict=True):
         m, e = r["metrics"], r["errors"]
-        head = f"| {r['path'].name} | {checkpoint_name(m)} | {Path(str(m.get('dataset') or '?')).name} | {m.get('lang')} "
+        head = f"| {label} | {checkpoint_name(m, r['path'])} | {Path(str(m.get('dataset') or '?')).name} | {m.get('lang')} "
         if e is None:
             out.append(head + "| " + " | ".join(["-"] * (3 + len(CAUSES))) + " |")
         else:
@@ -343,11 +361,12 @@ def plot_errors(runs: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     shown = [r for r in runs if r["errors"] is not None]
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(shown) + 3), 4))
     labels = [
-        f"{checkpoint_name(r['metrics'])}\n{Path(str(r['metrics'].get('dataset') or '?')).name} ({r['metrics'].get('lang')})"
+        f"{checkpoint_name(r['metrics'], r['path'])}\n{Path(str(r['metrics'].get('dataset') or '?')).name} ({r['metrics'].get('lang')})"
         for r in shown
     ]
     bottom = [0.0] * len(shown)
@@ -359,6 +378,7 @@ def plot_errors(runs: list[dict], path: Path) -> None:
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xticks(range(len(shown)), labels, fontsize=7)
     ax.set_ylabel("lost gold entities")
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Why gold entities were lost")
     if any(bottom):
         ax.legend(fontsize=7)

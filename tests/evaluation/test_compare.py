@@ -139,6 +139,16 @@ def test_bench_cli_and_bad_runs(tmp_path):
     assert not (tmp_path / "o2").exists()
 
 
+def test_runs_of_the_same_checkpoint_are_told_apart(tmp_path):
+    (tmp_path / "x").mkdir()
+    (tmp_path / "y").mkdir()
+    a = _make_run(tmp_path / "x", "run", "m", None, "ko", [], 0.5)
+    b = _make_run(tmp_path / "y", "run", "m", None, "ko", [], 0.25)
+    rows = bench([a, b], tmp_path / "o")["rows"]
+    assert [r["checkpoint"] for r in rows] == ["m (x/run)", "m (y/run)"]
+    assert "| x/run | m | dev-ko.tsv | ko |" in (tmp_path / "o" / "errors.md").read_text(encoding="utf-8")
+
+
 def test_error_breakdown_totals():
     rows = [
         {"gold": [E(0, 1, "PER")], "pred": [E(0, 1, "PER"), E(5, 6, "LOC")], "trace": None},
