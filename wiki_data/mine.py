@@ -303,7 +303,7 @@ def _work(task: tuple) -> tuple[list[tuple], Counter, int]:
             raws = stream_pages(Path(path), offset, length)
         except BadStream as exc:
             if not skip_bad:
-                raise UserError(str(exc)) from None
+                raise UserError(f"{exc}; re-run with --skip-bad-streams to skip it", path=path) from None
             return [], Counter(bad_stream=len(wanted)), len(wanted)
         rows, counts = _process_raw_pages(raws, wanted)
         return rows, counts, len(wanted)

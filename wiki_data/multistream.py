@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from eat.errors import UserError
-from wiki_data.pages import open_dump, page_id_of, page_title_of, split_pages
+from wiki_data.pages import BadStream, open_dump, page_id_of, page_title_of, split_pages
 
 MEDIAWIKI_CLOSE = b"</mediawiki>\n"
 
@@ -24,14 +24,6 @@ class Stream:
     offset: int
     length: int  # -1: up to the end of the file
     page_ids: tuple[int, ...]
-
-
-class BadStream(Exception):
-    """A stream that does not decompress (corrupt or truncated)."""
-
-    def __init__(self, path: Path, offset: int, why: str):
-        super().__init__(f"{path}: bz2 stream at byte offset {offset} is corrupt or truncated ({why})")
-        self.path, self.offset, self.why = path, offset, why
 
 
 def read_index(path: str | Path) -> list[Stream]:

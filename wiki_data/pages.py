@@ -23,6 +23,7 @@ PAGE_CLOSE = b"</page>"
 _PAGE_ID = re.compile(rb"<id>\s*(\d+)\s*</id>")
 _TITLE = re.compile(rb"<title>(.*?)</title>", re.S)
 CHUNK = 1 << 20
+FEED = 1 << 16  # compressed bytes per decompress call: error offsets are exact to this
 
 
 @dataclass
@@ -32,6 +33,14 @@ class Page:
     title: str
     redirect: bool
     text: str
+
+
+class BadStream(Exception):
+    """A bz2 stream that does not decompress (corrupt or truncated)."""
+
+    def __init__(self, path: Path, offset: int, why: str):
+        super().__init__(f"bz2 stream at byte offset {offset} is corrupt or truncated ({why})")
+        self.path, self.offset, self.why = path, offset, why
 
 
 class BadPage(Exception):
@@ -93,22 +102,61 @@ def open_dump(path: Path):
     return open(path, "rb")
 
 
+def _bz2_chunks(path: Path) -> Iterator[bytes]:
+    """Decompressed bytes of a (single- or multi-stream) bz2 file, with byte offsets in errors."""
+    with open(path, "rb") as fh:
+        dec = bz2.BZ2Decompressor()
+        pos = 0  # compressed offset of `data`
+        fresh = True
+        while True:
+            data = fh.read(FEED)
+            if not data:
+                if not fresh:
+                    raise BadStream(path, pos, "file ends inside a stream")
+                return
+            while data:
+                try:
+                    out = dec.decompress(data)
+                except (OSError, ValueError) as exc:
+                    raise BadStream(path, pos, str(exc)) from None
+                fresh = False
+                if out:
+                    yield out
+                if dec.eof:
+                    rest = dec.unused_data
+                    pos += len(data) - len(rest)
+                    data = rest
+                    dec = bz2.BZ2Decompressor()
+                    fresh = True
+                else:
+                    pos += len(data)
+                    data = b""
+
+
 def iter_raw_pages(path: str | Path) -> Iterator[bytes]:
-    """Every raw `<page>` element of a dump, read once, in file order (bz2/gz/plain)."""
+    """Every raw `<page>` element of a dump, read once, in file order (bz2/gz/plain).
+
+    A corrupt or truncated bz2 file raises a UserError naming the file and the byte offset.
+    """
     path = Path(path)
+    with open(path, "rb") as fh:
+        is_bz2 = fh.read(3) == b"BZh"
     rest = b""
     try:
-        with open_dump(path) as fh:
-            while True:
-                chunk = fh.read(CHUNK)
-                if not chunk:
-                    break
+        if is_bz2:
+            for chunk in _bz2_chunks(path):
                 pages, rest = split_pages(rest + chunk)
                 yield from pages
+            return
+        with open_dump(path) as fh:
+            for chunk in iter(lambda: fh.read(CHUNK), b""):
+                pages, rest = split_pages(rest + chunk)
+                yield from pages
+    except BadStream as exc:
+        raise UserError(str(exc), path=path) from None
     except (OSError, EOFError) as exc:
-        raise UserError(
-            f"cannot read the dump ({exc}); the file is truncated or corrupt", path=path
-        ) from None
+        msg = f"cannot read the dump ({exc}); the file is truncated or corrupt"
+        raise UserError(msg, path=path) from None
 
 
 def dump_header(path: str | Path) -> bytes:
