@@ -268,8 +268,11 @@ def authors_token_scores(
       three labels (correctly typed entity units / predicted entity units, resp. / gold entity units),
       macro F1 (unweighted mean of per-label F1) and weighted F1 (by gold support) — their code returns
       (micro F1, macro F1, weighted F1).
-    Gold strings come from the gold spans of `Sentence.text`; predicted strings from `Entity.text`
-    (or the text under the span when empty).
+    Gold strings come from the file's tags when the sentence has them (their chunking: B- or I- opens an
+    entity that runs over following I- tags of any type), else from the gold spans; predicted strings
+    from `Entity.text` (or the text under the span when empty). Character level for zh and ja, as in
+    their main.py (`zh=lang in ['zh', 'ja']`). One deliberate difference: their loader drops a file's
+    last sentence when the file has no trailing blank line; we keep it.
     """
     char_level = (lang or (sentences[0].lang if sentences else "")) in AUTHORS_CHAR_LANGS
     if len(sentences) != len(preds):
