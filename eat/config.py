@@ -19,6 +19,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticUndefined
 
 from eat.errors import UserError
 
@@ -213,7 +214,7 @@ def model_options(model_cls: type[BaseModel], exclude: Iterable[str] = ()) -> Ca
             ctype, is_flag, multiple = _click_type(field.annotation)
             default = field.get_default(call_default_factory=True)
             help_text = (field.description or "").strip()
-            if default is not None and default != [] and not is_flag:
+            if default is not None and default is not PydanticUndefined and default != [] and not is_flag:
                 help_text += f"  [default: {default}]"
             if field.is_required():
                 help_text += "  [required]"
