@@ -141,3 +141,19 @@ class NERTaggerRecipe(StrictModel):
     data: NERDataConfig = Field(default_factory=NERDataConfig)
     generation: NERGenerationConfig = Field(default_factory=NERGenerationConfig)
     training: TrainingConfig = Field(default_factory=lambda: TrainingConfig(output_dir="runs/ner-tagger"))
+
+
+class MergeConfig(StrictModel):
+    """`eat train merge`: fold a LoRA adapter into its base and check the merged model answers the same."""
+
+    adapter: str = Field(description="Adapter folder: a run's output_dir or one of its checkpoint-N folders.")
+    out: str = Field(description="Folder for the merged model (safetensors + tokenizer).")
+    base: str | None = Field(
+        None, description="Base model folder (default: base_model_name_or_path in adapter_config.json)."
+    )
+    samples: int = Field(8, ge=1, description="Sample prompts for the greedy-output parity check.")
+    max_new_tokens: int = Field(24, ge=1, description="Tokens generated per sample prompt in the check.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "auto", description="dtype of the merged weights (auto: bf16 on GPU, fp32 on CPU)."
+    )
+    overwrite: bool = Field(False, description="Replace --out if it exists.")

@@ -16,7 +16,14 @@ from typing import Any
 from eat.errors import UserError
 from training.config import SFTRecipe
 from training.loading import check_4bit, load_causal_lm, load_tokenizer, on_gpu, resolve_precision
-from training.runs import clear_oom, model_card, refuse_broken_distributed, resume_checkpoint, write_run_files
+from training.runs import (
+    clear_oom,
+    model_card,
+    refuse_broken_distributed,
+    resume_checkpoint,
+    training_arguments,
+    write_run_files,
+)
 from training.sft_data import load_sft_splits, tokenize_dataset
 
 log = logging.getLogger(__name__)
@@ -33,43 +40,6 @@ def peft_lora_config(lora, task_type: str):
         task_type=task_type,
         bias="none",
     )
-
-
-def training_arguments(recipe, precision: str, has_eval: bool) -> dict[str, Any]:
-    """TrainingArguments fields shared by both recipe kinds."""
-    t = recipe.training
-    return {
-        "output_dir": t.output_dir,
-        "learning_rate": t.learning_rate,
-        "num_train_epochs": t.num_train_epochs,
-        "max_steps": t.max_steps,
-        "per_device_train_batch_size": t.per_device_train_batch_size,
-        "per_device_eval_batch_size": t.per_device_eval_batch_size,
-        "gradient_accumulation_steps": t.gradient_accumulation_steps,
-        "warmup_steps": t.warmup_ratio,
-        "lr_scheduler_type": t.lr_scheduler_type,
-        "weight_decay": t.weight_decay,
-        "max_grad_norm": t.max_grad_norm,
-        "optim": t.optim,
-        "activation_checkpointing": t.gradient_checkpointing,
-        "activation_checkpointing_kwargs": {"use_reentrant": False} if t.gradient_checkpointing else None,
-        "disable_tqdm": os.environ.get("EAT_NO_PROGRESS") == "1" or None,
-        "bf16": precision == "bf16",
-        "fp16": precision == "fp16",
-        "use_cpu": t.use_cpu or not on_gpu(),
-        "seed": t.seed,
-        "data_seed": t.seed,
-        "logging_steps": t.logging_steps,
-        "logging_first_step": True,
-        "eval_strategy": ("steps" if t.eval_steps else "epoch") if has_eval else "no",
-        "eval_steps": t.eval_steps,
-        "save_strategy": "steps",
-        "save_steps": t.save_steps,
-        "save_total_limit": t.save_total_limit,
-        "report_to": [r for r in t.report_to if r != "none"] or "none",
-        "ddp_find_unused_parameters": False,
-        "remove_unused_columns": True,
-    }
 
 
 def run_sft(recipe: SFTRecipe) -> dict[str, Any]:

@@ -1,0 +1,117 @@
+"""`eat train RECIPE --launch ddp|fsdp|zero2 --num-processes N`: start N training processes.
+
+On GPUs this calls `accelerate launch` with one of recipes/accelerate/*.yaml. Without a GPU it calls
+`torch.distributed.run` (torchrun) with the gloo backend: `accelerate launch --cpu --num_processes N` was seen
+to start a single process on a machine without GPUs, while torchrun reliably gives a world of N.
+Each process runs `python -m training RECIPE [key=value ...]` (training/__main__.py).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+
+from eat.errors import UserError
+
+ACCELERATE_DIR = Path(__file__).resolve().parents[1] / "recipes" / "accelerate"
+MODES = ("ddp", "fsdp", "zero2")
+
+
+def accelerate_config_for(mode: str, method: str) -> Path:
+    name = "fsdp_qlora" if (mode == "fsdp" and method == "qlora") else mode
+    path = ACCELERATE_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise UserError(
+            f"accelerate config for --launch {mode} not found; pass --accelerate-config FILE", path=path
+        )
+    return path
+
+
+def check_accelerate_config(path: Path, method: str) -> None:
+    """Refuse combinations known not to work before starting N processes."""
+    from eat.config import read_yaml
+
+    cfg = read_yaml(path)
+    ds = cfg.get("deepspeed_config") or {}
+    if str(cfg.get("distributed_type", "")).upper() == "DEEPSPEED" and method == "qlora":
+        stage = ds.get("zero_stage")
+        if ds.get("deepspeed_config_file"):
+            ds_file = Path(ds["deepspeed_config_file"])
+            if ds_file.is_file():
+                stage = (
+                    (yaml.safe_load(ds_file.read_text(encoding="utf-8")) or {})
+                    .get("zero_optimization", {})
+                    .get("stage", stage)
+                )
+        if str(stage) == "3":
+            raise UserError(
+                "DeepSpeed ZeRO-3 with 4-bit (method=qlora) weights is not supported; use FSDP-QLoRA: "
+                "eat train RECIPE.yaml --launch fsdp --num-processes N (recipes/accelerate/fsdp_qlora.yaml)",
+                path=path,
+            )
+
+
+def launch_command(
+    recipe_path: str,
+    overrides: list[str],
+    *,
+    mode: str,
+    num_processes: int,
+    method: str,
+    accelerate_config: str | None = None,
+    gpu_count: int | None = None,
+) -> list[str]:
+    """The command line that starts the processes (torchrun on CPU, accelerate launch on GPUs)."""
+    if mode not in MODES:
+        raise UserError(f"--launch must be one of {', '.join(MODES)} (got {mode!r})")
+    if num_processes < 1:
+        raise UserError("--num-processes must be at least 1")
+    if gpu_count is None:
+        import torch
+
+        gpu_count = torch.cuda.device_count()
+    script = ["-m", "training", recipe_path, *overrides]
+    if gpu_count == 0:
+        if mode != "ddp" or accelerate_config:
+            raise UserError(
+                f"--launch {mode} needs CUDA GPUs (none found); on CPU use --launch ddp, which runs "
+                "torchrun with the gloo backend"
+            )
+        return [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            str(num_processes),
+            *script,
+        ]
+    if num_processes > gpu_count:
+        raise UserError(f"--num-processes {num_processes} but only {gpu_count} GPU(s) are visible")
+    config = Path(accelerate_config) if accelerate_config else accelerate_config_for(mode, method)
+    if not config.is_file():
+        raise UserError("accelerate config not found", path=config)
+    check_accelerate_config(config, method)
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "--num_processes",
+        str(num_processes),
+        *script,
+    ]
+
+
+def launch(recipe_path: str, overrides: list[str], **kwargs) -> int:
+    """Run the launcher in the foreground; returns its exit code (2 if any process hit a UserError)."""
+    import subprocess
+
+    from eat.console import console
+
+    cmd = launch_command(recipe_path, overrides, **kwargs)
+    console.print("launching: " + " ".join(cmd[1:]), highlight=False, soft_wrap=True)
+    return subprocess.call(cmd)

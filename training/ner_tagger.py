@@ -1,0 +1,228 @@
+"""`kind: ner_tagger` runs: the pipeline's English NER model, a seq2seq (T5-family) model that reads a
+sentence and writes its entities as `(TYPE, entity); ...` (format in training.ner_format).
+
+Trained on CoNLL/BIO files; evaluated by generating and scoring entity-level F1 (exact type and text match,
+each gold entity matched at most once), not by teacher-forced loss.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from eat.errors import UserError
+from training.config import NERTaggerRecipe
+from training.loading import check_model_path, load_tokenizer, resolve_precision
+from training.ner_format import format_entities, parse_entities, spans_to_entities
+from training.runs import (
+    clear_oom,
+    model_card,
+    resume_checkpoint,
+    training_arguments,
+    write_run_files,
+)
+from training.sft import peft_lora_config
+
+log = logging.getLogger(__name__)
+
+
+def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
+    """Sentences of a CoNLL/BIO file: the first column is the token, the last the tag; blank lines split.
+
+    `-DOCSTART-` lines are skipped. Tags must be `O` or `PREFIX-TYPE` (IOB1/IOB2/BIOES prefixes).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("CoNLL file not found", path=path)
+    sentences: list[tuple[list[str], list[str]]] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise UserError("not a UTF-8 text file", path=path) from None
+    for number, line in enumerate(lines, start=1):
+        cols = line.split()
+        if not cols:
+            if tokens:
+                sentences.append((tokens, tags))
+            tokens, tags = [], []
+            continue
+        if cols[0] == "-DOCSTART-":
+            continue
+        if len(cols) < 2:
+            raise UserError(f"expected 'token ... tag' columns, got {line.strip()!r}", path=path, line=number)
+        tag = cols[-1]
+        if tag != "O" and (len(tag) < 3 or tag[1] != "-" or tag[0] not in "BIES"):
+            raise UserError(f"tag {tag!r} is not O or B-/I-/E-/S-TYPE", path=path, line=number)
+        tokens.append(cols[0])
+        tags.append("B" + tag[1:] if tag[0] == "S" else "I" + tag[1:] if tag[0] == "E" else tag)
+    if tokens:
+        sentences.append((tokens, tags))
+    if not sentences:
+        raise UserError("no sentences found", path=path)
+    return sentences
+
+
+def to_pairs(sentences, prefix: str) -> list[dict[str, str]]:
+    return [
+        {"source": prefix + " ".join(tokens), "target": format_entities(spans_to_entities(tokens, tags))}
+        for tokens, tags in sentences
+    ]
+
+
+def entity_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
+    """Micro precision/recall/F1 over (TYPE, entity) pairs parsed from generated and gold texts."""
+    tp = n_pred = n_gold = 0
+    unparsable = 0
+    for pred, gold in zip(predictions, references, strict=True):
+        p = Counter(parse_entities(pred))
+        g = Counter(parse_entities(gold))
+        if not p and pred.strip() not in ("", "(NONE)"):
+            unparsable += 1
+        tp += sum((p & g).values())
+        n_pred += sum(p.values())
+        n_gold += sum(g.values())
+    precision = tp / n_pred if n_pred else 0.0
+    recall = tp / n_gold if n_gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "unparsable_rate": unparsable / max(len(predictions), 1),
+    }
+
+
+def run_ner_tagger(recipe: NERTaggerRecipe) -> dict[str, Any]:
+    """Fine-tune the seq2seq tagger, score entity F1 by generation, and write the output folder."""
+    import numpy as np
+    from accelerate import PartialState
+    from datasets import Dataset
+    from transformers import (
+        AutoModelForSeq2SeqLM,
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        set_seed,
+    )
+
+    t, d, g = recipe.training, recipe.data, recipe.generation
+    precision = resolve_precision(t.precision, t.use_cpu)
+    state = PartialState()
+    train = read_conll(d.train_file)[: d.max_train_samples]
+    evals = read_conll(d.eval_file)[: d.max_eval_samples] if d.eval_file else None
+
+    check_model_path(recipe.model.name_or_path)
+    tokenizer = load_tokenizer(recipe.model)
+
+    def encode(batch):
+        enc = tokenizer(batch["source"], max_length=d.max_source_length, truncation=True)
+        enc["labels"] = tokenizer(
+            text_target=batch["target"], max_length=d.max_target_length, truncation=True
+        )["input_ids"]
+        return enc
+
+    train_ds = Dataset.from_list(to_pairs(train, d.source_prefix)).map(
+        encode, batched=True, remove_columns=["source", "target"]
+    )
+    eval_pairs = to_pairs(evals, d.source_prefix) if evals else None
+    eval_ds = (
+        Dataset.from_list(eval_pairs).map(encode, batched=True, remove_columns=["source", "target"])
+        if eval_pairs
+        else None
+    )
+
+    set_seed(t.seed)
+    try:
+        model = AutoModelForSeq2SeqLM.from_pretrained(
+            recipe.model.name_or_path,
+            revision=recipe.model.revision,
+            trust_remote_code=recipe.model.trust_remote_code,
+            use_safetensors=True,
+        )
+    except OSError as exc:
+        raise UserError(f"cannot load {recipe.model.name_or_path!r} as a seq2seq model: {exc}") from None
+    if recipe.method == "lora":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_lora_config(recipe.lora, "SEQ_2_SEQ_LM"))
+
+    def compute_metrics(eval_pred) -> dict[str, float]:
+        preds, labels = eval_pred
+        preds = np.where(preds < 0, tokenizer.pad_token_id, preds)
+        labels = np.where(labels < 0, tokenizer.pad_token_id, labels)
+        pred_text = tokenizer.batch_decode(preds, skip_special_tokens=True)
+        gold_text = tokenizer.batch_decode(labels, skip_special_tokens=True)
+        return entity_scores(pred_text, gold_text)
+
+    args_kwargs = training_arguments(recipe, precision, eval_ds is not None)
+    args = Seq2SeqTrainingArguments(
+        **args_kwargs,
+        predict_with_generate=True,
+        generation_max_length=g.max_new_tokens,
+        generation_num_beams=g.num_beams,
+        metric_for_best_model="f1" if eval_ds is not None else None,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_ds,
+        eval_dataset=eval_ds,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        processing_class=tokenizer,
+        compute_metrics=compute_metrics if eval_ds is not None else None,
+    )
+    resume = resume_checkpoint(t.output_dir, t.resume)
+    with clear_oom(t.output_dir, "training the NER tagger"):
+        result = trainer.train(resume_from_checkpoint=resume)
+        metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
+        if eval_ds is not None:
+            ev = trainer.evaluate()
+            metrics.update({k: v for k, v in ev.items() if k.startswith("eval_")})
+    trainer.save_model(t.output_dir)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(t.output_dir)
+        card = model_card(
+            title=f"{Path(t.output_dir).name}: English NER tagger",
+            recipe=recipe,
+            base_model=recipe.model.name_or_path,
+            data_lines=[
+                f"train: `{d.train_file}` ({len(train)} sentences)",
+                f"eval: `{d.eval_file}` ({len(evals)} sentences), entity-level F1 by greedy generation"
+                if evals
+                else "eval: none",
+                "output format: `(TYPE, entity); (TYPE, entity)` or `(NONE)`; parse with "
+                "`training.ner_format.parse_entities`",
+            ],
+            metrics=metrics,
+            usage=f'model.generate(**tokenizer("{d.source_prefix}Marie Curie worked in Paris .", '
+            'return_tensors="pt"))',
+        )
+        write_run_files(t.output_dir, recipe, card, metrics)
+    state.wait_for_everyone()
+    return metrics
+
+
+def tag_sentences(
+    model_dir: str | Path, sentences: list[str], prefix: str = "ner: ", max_new_tokens: int = 128
+):
+    """Generate entity lists for plain sentences with a trained tagger folder (full model or adapter)."""
+    import torch
+    from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    if (model_dir / "adapter_config.json").is_file():
+        from peft import AutoPeftModelForSeq2SeqLM
+
+        model = AutoPeftModelForSeq2SeqLM.from_pretrained(model_dir)
+    else:
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir)
+    model.eval()
+    enc = tok([prefix + s for s in sentences], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
+    return [parse_entities(text) for text in tok.batch_decode(out, skip_special_tokens=True)]
