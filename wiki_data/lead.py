@@ -25,9 +25,11 @@ from mwparserfromhell.nodes import (
     Wikilink,
 )
 
+from wiki_data.normalize import strip_stress
 from wiki_data.typing_rules import infobox_type, normalize_template_name
 
 MAX_LEAD_CHARS = 60_000
+STRESS_LANGS = {"ru", "uk", "be", "bg", "sr", "mk"}
 CJK_LANGS = {"zh", "ja", "wuu", "yue", "gan", "lzh", "zh-yue", "zh-classical"}
 
 _HEADING = re.compile(r"^(=+)[^=\n].*?\1[ \t]*(?:<!--.*?-->)?[ \t]*$", re.M)
@@ -35,9 +37,9 @@ _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
 _REF = re.compile(r"<ref\b[^>]*?/>|<ref\b[^>]*>.*?</ref\s*>", re.S | re.I)
 _BEHAVIOUR = re.compile(r"__[A-ZА-Я_]+__")
 _SPACES = re.compile(r"[ \t\u00a0\u2009\u200b\u200e\u200f\u202f\u3000]+")
-_EMPTY_BRACKETS = re.compile(r"\s*[(（\[]\s*(?:[,;:，；：、/]\s*|-\s+)*[)）\]]")
-_LEADING_SEP = re.compile(r"([(（])\s*(?:[,;:，；：、]\s*)+")
-_TRAILING_SEP = re.compile(r"\s*(?:[,;:，；：、]\s*)+([)）])")
+_EMPTY_BRACKETS = re.compile(r"\s*[(（\[]\s*(?:[,;:，；：、،؛/]\s*|-\s+)*[)）\]]")
+_LEADING_SEP = re.compile(r"([(（])\s*(?:[,;:，；：、،؛]\s*)+")
+_TRAILING_SEP = re.compile(r"\s*(?:[,;:，；：、،؛]\s*)+([)）])")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?،؛)\]»）」』、。，])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[«（「『])\s+")
 _DISAMBIG = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
@@ -62,7 +64,11 @@ KEEP_ARG = {
     "bdi": 1, "native name": 1, "spaces": -1, "繁体字": 0, "簡体字": 0, "扱い": -1, "lang-zh": 0, "lang-ko": 0,
 }  # fmt: skip
 _KEEP_PREFIX = ("lang-", "lang|", "langue-", "nihongo", "ruby", "link-", "iw")
-_DATE_TEMPLATES = ("birth date", "death date", "start date", "end date", "birth year", "death year", "dts")
+_DATE_TEMPLATES = (
+    "birth date", "death date", "start date", "end date", "birth year", "death year", "dts", "출생일", "사망일",
+    "дата рождения", "дата смерти", "生年月日と年齢", "没年月日と没年齢", "出生日期", "逝世日期", "تاريخ الميلاد",
+    "تاريخ الوفاة",
+)  # fmt: skip
 
 
 @dataclass
@@ -201,8 +207,8 @@ def clean_text(text: str, lang: str) -> str:
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _SPACE_AFTER_OPEN.sub(r"\1", text)
     text = re.sub(r"([,;])\1+", r"\1", text)
-    if lang in CJK_LANGS:
-        text = re.sub(r"(?<=[\u3000-\u9fff\uff00-\uffef]) (?=[\u3000-\u9fff\uff00-\uffef])", "", text)
+    if lang in STRESS_LANGS:
+        text = strip_stress(text)
     return text.strip()
 
 

@@ -59,6 +59,8 @@ def _lang_rules(lang: str, variant: str | None) -> tuple[tuple[str, ...], dict[s
 def infobox_type(lang: str, template_name: str, variant: str | None = None) -> str | None:
     """The entity type an infobox template name implies on `lang` Wikipedia, or None if it says nothing."""
     name = normalize_template_name(template_name)
+    if lang == "zh" and variant:
+        name = _converter(variant)(name)
     markers, exact, keywords = _lang_rules(lang, variant)
     if name in exact:
         return exact[name]
