@@ -19,7 +19,8 @@ class VLLMBackend:
         self.llm = LLM(
             model=model,
             enable_lora=adapter is not None,
-            enable_prefix_caching=True,
+            enable_prefix_caching=True,  # every chat of a stage shares its preamble
+            max_lora_rank=64,
             seed=seed,
             trust_remote_code=trust_remote_code,
         )

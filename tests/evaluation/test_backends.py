@@ -90,3 +90,13 @@ def test_eval_through_openai_backend_keeps_key_secret(tmp_path, tiny_backend, mo
         p.read_text() for p in (tmp_path / "run").rglob("*") if p.is_file()
     ]
     assert not any(SECRET in t for t in texts)
+
+
+def test_vllm_backend_missing_is_a_user_error(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    from evaluation.backends.vllm import VLLMBackend
+
+    with pytest.raises(UserError, match=r"pip install eat-ner\[vllm\]"):
+        VLLMBackend("some/model")
