@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from eat.config import StrictModel
 
@@ -80,12 +80,6 @@ class EvalRecipe(StrictModel):
     trust_remote_code: bool = Field(
         False, description="Run code shipped with the model (off: untrusted input)."
     )
-
-    @model_validator(mode="after")
-    def _check(self) -> EvalRecipe:
-        if self.lexicon is not None and not self.lexicon.endswith(".parquet"):
-            raise ValueError("lexicon must be a .parquet file of mined pairs")
-        return self
 
     def decoding_kwargs(self) -> dict:
         """Generation settings shared by all backends (greedy unless the paper preset is chosen)."""

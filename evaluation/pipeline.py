@@ -502,29 +502,21 @@ def score(result: RunResult) -> dict:
 # ------------------------------------------------------------------------------------------ the run
 
 
-def load_lexicon(path: str) -> dict[str, list[str]]:
-    """English title (casefolded) -> surface forms and aliases, from a mined-pairs parquet file."""
-    import pyarrow.parquet as pq
+def load_lexicon(path: str, lang: str | None = None) -> dict[str, list[str]]:
+    """English title (casefolded) -> surface forms and aliases (longest first), from mined pairs
+    (a pairs Parquet file or the output folder of `eat wiki mine`), restricted to `lang` when given."""
+    from wiki_data.schema import read_pairs
 
-    p = Path(path)
-    if not p.is_file():
-        raise UserError("lexicon file not found", path=p)
-    try:
-        table = pq.read_table(p)
-    except Exception as exc:
-        raise UserError(f"not a readable parquet file ({type(exc).__name__})", path=p) from None
-    cols = set(table.column_names)
-    if not {"en_title", "surface"} <= cols:
-        raise UserError(f"expected columns en_title and surface, found {', '.join(sorted(cols))}", path=p)
+    table = read_pairs(path, columns=["lang", "en_title", "surface", "aliases"])
     out: dict[str, list[str]] = {}
-    titles = table.column("en_title").to_pylist()
-    surfaces = table.column("surface").to_pylist()
-    aliases = table.column("aliases").to_pylist() if "aliases" in cols else [None] * len(titles)
-    for title, surface, alias in zip(titles, surfaces, aliases, strict=True):
-        if not title:
+    rows = zip(
+        *(table.column(c).to_pylist() for c in ("lang", "en_title", "surface", "aliases")), strict=True
+    )
+    for row_lang, title, surface, aliases in rows:
+        if not title or (lang and row_lang and row_lang.split("-")[0] != lang.split("-")[0]):
             continue
         forms = out.setdefault(str(title).casefold(), [])
-        for form in [surface, *(alias or [])]:
+        for form in [surface, *(aliases or [])]:
             if form and form not in forms:
                 forms.append(form)
     for forms in out.values():
@@ -572,7 +564,7 @@ def run_eval(
     if out.exists() and not out.is_dir():
         raise UserError("run folder is a file", path=out)
     sentences = sentences if sentences is not None else load_sentences(cfg)
-    lexicon = load_lexicon(cfg.lexicon) if cfg.lexicon else None
+    lexicon = load_lexicon(cfg.lexicon, cfg.lang) if cfg.lexicon else None
     t_start = time.perf_counter()
     if backend is None:
         backend = make_backend(cfg)

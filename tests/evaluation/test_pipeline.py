@@ -211,3 +211,30 @@ def test_eval_cli_reads_recipe_and_flags(tmp_path):
     assert code == 2 and "--out" in out
     code, out = _eat("eval", str(recipe), "--label-map", "PER.NAM")
     assert code == 2 and "FROM=TO" in out
+
+
+def test_lexicon_from_mined_pairs_rescues_a_bad_answer(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pairs = pa.table(
+        {
+            "lang": ["zh", "zh", "ja"],
+            "en_title": ["Peking University", "Beijing", "Peking University"],
+            "surface": ["北京大学", "北京", "北京大学 (ja)"],
+            "aliases": [["北大"], [], []],
+        }
+    )
+    pq.write_table(pairs, tmp_path / "pairs.parquet")
+    answers = _answers(CASES[1:2])
+    key = PROMPTS.conversation("align", "zh", phrase="Peking University", sentence=CASES[1][0])[-1]["content"]
+    answers[key] = "I am not sure."
+    cfg = _cfg(tmp_path, lexicon=str(tmp_path / "pairs.parquet"))
+    m = run_eval(cfg, backend=ScriptedBackend(answers), sentences=_sentences(CASES[1:2]))
+    assert m["entity"]["f1"] == 1.0
+    rec = json.loads((tmp_path / "run" / "predictions.jsonl").read_text().splitlines()[0])
+    pku = next(a for a in rec["trace"]["alignments"] if a["english"] == "Peking University")
+    assert pku["method"] == "lexicon-exact" and pku["snapped"]["text"] == "北京大学"
+    bad = _cfg(tmp_path, lexicon=str(tmp_path / "nope"))
+    with pytest.raises(UserError, match="nope"):
+        run_eval(bad, backend=ScriptedBackend(answers), sentences=_sentences(CASES[1:2]))
