@@ -20,6 +20,7 @@ from training.runs import (
     clear_oom,
     model_card,
     resume_checkpoint,
+    tensorboard_into,
     training_arguments,
     write_run_files,
 )
@@ -96,7 +97,7 @@ def entity_scores(predictions: list[str], references: list[str]) -> dict[str, fl
     }
 
 
-def run_ner_tagger(recipe: NERTaggerRecipe) -> dict[str, Any]:
+def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> dict[str, Any]:
     """Fine-tune the seq2seq tagger, score entity F1 by generation, and write the output folder."""
     import numpy as np
     from accelerate import PartialState
@@ -174,11 +175,17 @@ def run_ner_tagger(recipe: NERTaggerRecipe) -> dict[str, Any]:
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
         processing_class=tokenizer,
         compute_metrics=compute_metrics if eval_ds is not None else None,
+        callbacks=callbacks,
     )
+    tensorboard_into(trainer, t.output_dir)
     resume = resume_checkpoint(t.output_dir, t.resume)
     with clear_oom(t.output_dir, "training the NER tagger"):
         result = trainer.train(resume_from_checkpoint=resume)
-        metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
+        metrics: dict[str, Any] = {
+            "train_loss": result.training_loss,
+            "global_step": result.global_step,
+            "world_size": state.num_processes,
+        }
         if eval_ds is not None:
             ev = trainer.evaluate()
             metrics.update({k: v for k, v in ev.items() if k.startswith("eval_")})
@@ -224,5 +231,5 @@ def tag_sentences(
     model.eval()
     enc = tok([prefix + s for s in sentences], return_tensors="pt", padding=True)
     with torch.no_grad():
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, max_length=None, do_sample=False)
     return [parse_entities(text) for text in tok.batch_decode(out, skip_special_tokens=True)]

@@ -40,6 +40,15 @@ def resume_checkpoint(output_dir: str | Path, mode: str) -> str | None:
     return str(done[-1]) if done else None
 
 
+def tensorboard_into(trainer, output_dir: str | Path) -> None:
+    """TensorBoard logs go to OUTPUT_DIR/tensorboard (unless TENSORBOARD_LOGGING_DIR says otherwise)."""
+    if os.environ.get("TENSORBOARD_LOGGING_DIR"):
+        return
+    for callback in trainer.callback_handler.callbacks:
+        if type(callback).__name__ == "TensorBoardCallback":
+            callback.logging_dir = str(Path(output_dir) / "tensorboard")
+
+
 def refuse_broken_distributed(method: str) -> None:
     """DeepSpeed ZeRO-3 cannot shard bitsandbytes 4-bit weights: point to FSDP-QLoRA instead."""
     if method != "qlora":

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from training.runs import (
     model_card,
     refuse_broken_distributed,
     resume_checkpoint,
+    tensorboard_into,
     training_arguments,
     write_run_files,
 )
@@ -42,8 +42,11 @@ def peft_lora_config(lora, task_type: str):
     )
 
 
-def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
-    """Train, evaluate and write the output folder; returns the final metrics."""
+def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
+    """Train, evaluate and write the output folder; returns the final metrics.
+
+    `callbacks` are extra transformers TrainerCallbacks (tests use them to watch parameters).
+    """
     from accelerate import PartialState
     from transformers import set_seed
     from trl import SFTConfig, SFTTrainer
@@ -55,7 +58,6 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
     state = PartialState()
     if recipe.method == "qlora":
         check_4bit("cuda" if gpu else "cpu")
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(Path(t.output_dir) / "tensorboard"))
 
     splits = [d.train_split] + ([d.eval_split] if d.eval_split else [])
     data = load_sft_splits(d.path, splits)
@@ -90,6 +92,9 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         quant_cfg=recipe.quantization,
         device_map=device_map,
     )
+    # Without a KV cache, transformers reads restarting position_ids as packed chats and masks attention
+    # between them (with a cache it would let packed chats attend to each other).
+    model.config.use_cache = False
     peft_config = peft_lora_config(recipe.lora, "CAUSAL_LM") if recipe.method in ("lora", "qlora") else None
 
     args = SFTConfig(
@@ -109,13 +114,19 @@ def run_sft(recipe: SFTRecipe) -> dict[str, Any]:
         eval_dataset=tokenized.get(d.eval_split) if d.eval_split else None,
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=callbacks,
     )
+    tensorboard_into(trainer, t.output_dir)
     resume = resume_checkpoint(t.output_dir, t.resume)
     if resume and state.is_main_process:
         log.info("resuming from %s", resume)
     with clear_oom(t.output_dir, "training"):
         result = trainer.train(resume_from_checkpoint=resume)
-        metrics: dict[str, Any] = {"train_loss": result.training_loss, "global_step": result.global_step}
+        metrics: dict[str, Any] = {
+            "train_loss": result.training_loss,
+            "global_step": result.global_step,
+            "world_size": state.num_processes,
+        }
         if d.eval_split:
             ev = trainer.evaluate()
             metrics.update({k: v for k, v in ev.items() if k.startswith("eval_")})

@@ -23,7 +23,7 @@ ALIGN_ROWS = [
 ]
 
 
-def align_chats(n_train: int = 12, n_val: int = 4, two_turn: bool = False):
+def align_chats(n_train: int = 12, n_val: int = 4):
     """Align chats built with eat.prompts (the same function inference uses)."""
     from eat.prompts import load_prompts
 
@@ -32,26 +32,45 @@ def align_chats(n_train: int = 12, n_val: int = 4, two_turn: bool = False):
     for i in range(n_train + n_val):
         lang, sentence, name, phrase = ALIGN_ROWS[i % len(ALIGN_ROWS)]
         messages = prompts.conversation("align", lang, replies=[phrase], sentence=sentence, phrase=name)
-        if two_turn:
-            # A multi-turn prompt set: the intermediate reply is a copy of the answer.
-            messages = [
-                *messages,
-                {"role": "user", "content": "Reply with that phrase only, once more."},
-                {"role": "assistant", "content": phrase},
-            ]
         rows.append({"messages": messages, "task": "align", "lang": lang, "qid": f"Q{i}", "en_title": name})
     return rows[:n_train], rows[n_train:]
 
 
-def write_sft_dataset(path: Path, n_train: int = 12, n_val: int = 4, two_turn: bool = False) -> Path:
+def write_sft_dataset(path: Path, n_train: int = 12, n_val: int = 4) -> Path:
     """A DatasetDict like `eat wiki sft` writes (train/validation; messages, task, lang, qid, en_title)."""
     from datasets import Dataset, DatasetDict
 
-    train, val = align_chats(n_train, n_val, two_turn)
+    train, val = align_chats(n_train, n_val)
     DatasetDict({"train": Dataset.from_list(train), "validation": Dataset.from_list(val)}).save_to_disk(
         str(path)
     )
     return path
+
+
+def make_recipe(model, data, out, *overrides: str):
+    """A fast tiny SFT recipe (6 steps, constant lr, no eval) with dotted overrides."""
+    from eat.config import apply_overrides, validate
+    from training.config import SFTRecipe
+
+    raw = {
+        "kind": "sft",
+        "model": {"name_or_path": str(model)},
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
+        "data": {"path": str(data), "max_length": 256, "eval_split": None},
+        "training": {
+            "output_dir": str(out),
+            "max_steps": 6,
+            "per_device_train_batch_size": 4,
+            "learning_rate": 1.0e-2,
+            "warmup_ratio": 0.0,
+            "lr_scheduler_type": "constant",
+            "logging_steps": 1,
+            "save_steps": 100,
+            "gradient_checkpointing": False,
+            "report_to": ["none"],
+        },
+    }
+    return validate(SFTRecipe, apply_overrides(raw, overrides), source="test")
 
 
 CONLL = """\
