@@ -2,7 +2,8 @@
 
 Steps (each is the `eat` command a user would type, run in-process; a finished step is reused on re-run):
   1. build the sample zh/ja Wikipedia dumps (eat.demo_data) and, unless --model is given, tiny local models
-  2. eat wiki mine      -> entity pairs per language
+  2. eat wiki types     -> qid -> PER/LOC/ORG table from the sample Wikidata dump
+     eat wiki mine      -> typed entity pairs per language
   3. eat wiki sft       -> chat dataset for alignment fine-tuning
   4. eat train          -> LoRA adapter on the LLM (a few steps)
   5. eat eval           -> EAT pipeline on the shipped zh/ja test sets
@@ -90,6 +91,20 @@ def demo(
         model = str(model_path)
     ner = ner_model or "llm"
 
+    types = out_dir / "types.parquet"
+    with _Step("Wikidata types", types, timings) as run:
+        if run:
+            _run_eat(
+                [
+                    "wiki",
+                    "types",
+                    "--wikidata",
+                    str(dumps / f"wikidata-{DEMO_DATE}-all.json.gz"),
+                    "--out",
+                    str(types),
+                ]
+            )
+
     pair_dirs = []
     for lang in languages:
         pairs = out_dir / "pairs" / lang
@@ -97,7 +112,7 @@ def demo(
         with _Step(f"mine {lang}wiki", pairs / "stats.json", timings) as run:
             if run:
                 _run_eat(["wiki", "mine", "--lang", lang, "--dump-dir", str(dumps), "--date", DEMO_DATE,
-                          "--out", str(pairs), "--workers", str(workers), "--resume"])  # fmt: skip
+                          "--out", str(pairs), "--workers", str(workers), "--types", str(types), "--resume"])  # fmt: skip
 
     sft = out_dir / "sft"
     with _Step("build SFT dataset", sft / "dataset_dict.json", timings) as run:

@@ -2,7 +2,8 @@
 
 `build_demo_dumps(out_dir)` writes, per language, the files Wikimedia publishes under their standard names:
 `{lang}wiki-{date}-pages-articles-multistream.xml.bz2` with its `-multistream-index.txt.bz2`, and the
-MySQL dumps `-page.sql.gz`, `-langlinks.sql.gz`, `-page_props.sql.gz`, `-redirect.sql.gz`. The output is
+MySQL dumps `-page.sql.gz`, `-langlinks.sql.gz`, `-page_props.sql.gz`, `-redirect.sql.gz`; plus a small
+Wikidata JSON dump `wikidata-{date}-all.json.gz` of the demo items for `eat wiki types`. The output is
 byte-for-byte deterministic, so `eat demo` builds it on the fly instead of shipping binary files, and the
 same pages exercise every path the miner takes on a real dump: redirects, a disambiguation page, a page
 without an English link, infoboxes, references, language templates and Chinese -{...}- markup.
@@ -11,6 +12,7 @@ without an English link, infoboxes, references, language templates and Chinese -
 from __future__ import annotations
 
 import gzip
+import json
 from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -20,6 +22,14 @@ import yaml
 DEMO_DATE = "20260101"
 DEMO_LANGS = ("zh", "ja")
 _TIMESTAMP = "2026-01-01T00:00:00Z"
+
+# Wikidata classes of the demo articles (real class ids, so the shipped class -> type mapping applies);
+# lake and island are reached only through P279 edges written into the demo Wikidata dump.
+CLASS_IDS = {"human": "Q5", "city": "Q515", "village": "Q532", "university": "Q3918", "business": "Q4830453",
+             "organization": "Q43229", "river": "Q4022", "mountain": "Q8502", "lake": "Q23397", "island": "Q23442"}  # fmt: skip
+_SUBCLASS_OF = {"Q23397": "Q15324", "Q15324": "Q618123", "Q23442": "Q618123"}  # lake, body of water, island
+# Items of the demo get ids in a range of their own: they are our articles, not real Wikidata items.
+_FIRST_DEMO_QID = 990_001
 
 
 def demo_entities() -> dict[str, list[dict]]:
@@ -116,6 +126,7 @@ def build_demo_dumps(out_dir: str | Path, langs=DEMO_LANGS, pages_per_stream: in
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     entities = demo_entities()
+    qids = _demo_qids(entities)
     for lang in langs:
         pages: list[tuple[int, str, str, str | None]] = []  # id, title, text, redirect target
         page_rows, ll_rows, pp_rows, rd_rows = [], [], [], []
@@ -129,6 +140,8 @@ def build_demo_dumps(out_dir: str | Path, langs=DEMO_LANGS, pages_per_stream: in
             ll_rows.append((pid, "de", f"{title} (de)"))
             if article.get("disambiguation"):
                 pp_rows.append((pid, "disambiguation", "", None))
+            elif (lang, title) in qids:
+                pp_rows.append((pid, "wikibase_item", qids[lang, title], None))
             for alias in article.get("redirects", []):
                 next_id += 1
                 pages.append((next_id, alias, f"#REDIRECT [[{title}]]", title))
@@ -172,12 +185,61 @@ def build_demo_dumps(out_dir: str | Path, langs=DEMO_LANGS, pages_per_stream: in
         }
         for table, (columns, rows) in tables.items():
             data = _sql_dump(table, columns, rows)
-            with (
-                open(f"{prefix}-{table}.sql.gz", "wb") as raw,
-                gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz,
-            ):
-                gz.write(data)
+            _write_gz(Path(f"{prefix}-{table}.sql.gz"), data)
+    _write_gz(out / f"wikidata-{DEMO_DATE}-all.json.gz", _wikidata_dump(entities, qids))
     return out
+
+
+def _write_gz(path: Path, data: bytes) -> None:
+    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
+        gz.write(data)
+
+
+def _demo_qids(entities: dict[str, list[dict]]) -> dict[tuple[str, str], str]:
+    """One item id per English title (shared across languages), or per article without one."""
+    by_key: dict[str, str] = {}
+    out: dict[tuple[str, str], str] = {}
+    for lang, articles in entities.items():
+        for article in articles:
+            if article.get("disambiguation") or not article.get("class"):
+                continue
+            key = article.get("en") or f"{lang}:{article['title']}"
+            by_key.setdefault(key, f"Q{_FIRST_DEMO_QID + len(by_key)}")
+            out[lang, article["title"]] = by_key[key]
+    return out
+
+
+def _claim(prop: str, target: str) -> dict:
+    value = {"entity-type": "item", "numeric-id": int(target[1:]), "id": target}
+    snak = {"snaktype": "value", "property": prop, "datavalue": {"value": value, "type": "wikibase-entityid"},
+            "datatype": "wikibase-item"}  # fmt: skip
+    return {"mainsnak": snak, "type": "statement", "rank": "normal"}
+
+
+def _wikidata_dump(entities: dict[str, list[dict]], qids: dict[tuple[str, str], str]) -> bytes:
+    """A Wikidata JSON dump in the official layout: '[', one entity per line ending in ',', ']'."""
+    items: dict[str, dict] = {}
+    for lang, articles in entities.items():
+        for article in articles:
+            qid = qids.get((lang, article["title"]))
+            if qid is None:
+                continue
+            item = items.setdefault(qid, {"type": "item", "id": qid, "labels": {},
+                                          "claims": {"P31": [_claim("P31", CLASS_IDS[article["class"]])]}, "sitelinks": {}})  # fmt: skip
+            if article.get("en"):
+                item["labels"]["en"] = {"language": "en", "value": article["en"]}
+            item["labels"][lang] = {"language": lang, "value": article["title"]}
+            item["sitelinks"][f"{lang}wiki"] = {
+                "site": f"{lang}wiki",
+                "title": article["title"],
+                "badges": [],
+            }
+    for child, parent in _SUBCLASS_OF.items():
+        items[child] = {"type": "item", "id": child, "labels": {},
+                        "claims": {"P279": [_claim("P279", parent)]}, "sitelinks": {}}  # fmt: skip
+    # Key order as in the real dump (type, id, labels, claims, sitelinks): streaming readers rely on it.
+    lines = [json.dumps(item, ensure_ascii=False) for _, item in sorted(items.items())]
+    return ("[\n" + ",\n".join(lines) + "\n]\n").encode("utf-8")
 
 
 def _write_multistream(prefix: Path, lang: str, pages, pages_per_stream: int, bz2) -> None:
