@@ -61,7 +61,7 @@ KEEP_ARG = {
     "仮リンク": 0, "interlanguage link": 0, "tsl": 2, "iw": 0, "не переведено": 0, "нп5": 0, "s": 0,
     "abbr": 0, "w": 0, "виктор": 0, "sic": 0, "korean": 0, "문단": 0, "en": 0, "إنج": 0, "بالإنجليزية": 0,
     "chem": 0, "unbulleted list": 0, "ja": 0, "zh": 0, "ko": 0, "ar": 0, "ru": 0, "en-us": 0, "text": 0,
-    "bdi": 1, "native name": 1, "spaces": -1, "繁体字": 0, "簡体字": 0, "扱い": -1, "lang-zh": 0, "lang-ko": 0,
+    "bdi": 1, "flag": 0, "flagcountry": 0, "flagu": 0, "native name": 1, "spaces": -1, "繁体字": 0, "簡体字": 0, "扱い": -1, "lang-zh": 0, "lang-ko": 0,
 }  # fmt: skip
 _KEEP_PREFIX = ("lang-", "lang|", "langue-", "nihongo", "ruby", "link-", "iw")
 _DATE_TEMPLATES = (
