@@ -633,10 +633,11 @@ def render_report(m: dict) -> str:
         ]
     ta = m.get("token_authors")
     if ta:
+        label = ta.get("label", "authors' token-level metric")
         lines += [
             "",
-            f"The authors' token-level metric ({ta.get('label', 'token-level')}): micro F1 {ta['f1']:.4f} "
-            f"over {ta.get('sentences', '?')} sentences with gold entities.",
+            f"{label[0].upper()}{label[1:]}: micro F1 {ta['f1']:.4f} over {ta.get('sentences', '?')} "
+            "sentences with gold entities.",
         ]
     c = m["counts"]
     lines += [
