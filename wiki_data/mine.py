@@ -16,8 +16,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import signal
-import threading
 from collections import Counter, deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +26,7 @@ from pydantic import Field
 from eat.config import StrictModel
 from eat.errors import UserError
 from wiki_data.discover import DumpFiles, discover
+from wiki_data.pages import init_worker, work
 from wiki_data.schema import PAIRS_SCHEMA, pairs_table, shard_name, shard_paths
 
 log = logging.getLogger(__name__)
@@ -226,92 +225,6 @@ def load_types(path: Path, qids: set[str]) -> dict[str, str]:
 
 # --------------------------------------------------------------------------------------------- workers
 
-_worker_cfg: dict = {}
-
-
-class PageTimeout(Exception):
-    pass
-
-
-def _on_alarm(signum, frame):
-    raise PageTimeout
-
-
-def _init_worker(lang: str, variant: str | None, timeout: float) -> None:
-    _worker_cfg.update(lang=lang, variant=variant, timeout=timeout)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGALRM, _on_alarm)
-        _worker_cfg["alarm"] = True
-
-
-def _process_raw_pages(raws: list[bytes], wanted: frozenset[int] | None) -> tuple[list[tuple], Counter]:
-    from wiki_data.lead import NoSentence, process_page
-    from wiki_data.pages import BadPage, page_id_of, parse_page
-
-    lang, variant, timeout = _worker_cfg["lang"], _worker_cfg["variant"], _worker_cfg["timeout"]
-    alarm = _worker_cfg.get("alarm", False)
-    rows, counts = [], Counter()
-    found = set()
-    for raw in raws:
-        if wanted is not None:
-            pid = page_id_of(raw)
-            if pid not in wanted:
-                continue
-        try:
-            page = parse_page(raw)
-        except BadPage:
-            counts["bad_xml"] += 1
-            if wanted is not None:
-                found.add(pid)
-            continue
-        found.add(page.page_id)
-        try:
-            if alarm:
-                signal.setitimer(signal.ITIMER_REAL, timeout)
-            try:
-                res = process_page(page.title, page.text, lang, variant)
-            finally:
-                if alarm:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-        except PageTimeout:
-            counts["timeout"] += 1
-            continue
-        except NoSentence:
-            counts["no_sentence"] += 1
-            continue
-        except RecursionError:
-            counts["parse_error"] += 1
-            continue
-        except Exception as exc:  # a parser bug on one page must not end a day-long run
-            log.debug("page %s: %s", page.page_id, exc)
-            counts["parse_error"] += 1
-            continue
-        rows.append((page.page_id, res.surface, res.sentence, res.infobox_type))
-    if wanted is not None:
-        counts["missing_from_dump"] += len(wanted - found)
-    return rows, counts
-
-
-def _work(task: tuple) -> tuple[list[tuple], Counter, int]:
-    """One unit of work in a worker: a multistream stream or a batch of raw pages from a plain dump."""
-    kind = task[0]
-    if kind == "stream":
-        from wiki_data.multistream import BadStream, stream_pages
-
-        _, path, offset, length, wanted, skip_bad = task
-        try:
-            raws = stream_pages(Path(path), offset, length)
-        except BadStream as exc:
-            if not skip_bad:
-                raise UserError(f"{exc}; re-run with --skip-bad-streams to skip it", path=path) from None
-            return [], Counter(bad_stream=len(wanted)), len(wanted)
-        rows, counts = _process_raw_pages(raws, wanted)
-        return rows, counts, len(wanted)
-    _, raws = task
-    rows, counts = _process_raw_pages(raws, None)
-    return rows, counts, len(raws)
-
-
 # ------------------------------------------------------------------------------------------ shards
 
 
@@ -399,21 +312,21 @@ class _Runner:
         if cfg.workers > 1:
             ctx = mp.get_context("spawn")
             self.pool = ctx.Pool(
-                cfg.workers, initializer=_init_worker, initargs=(cfg.lang, variant, cfg.page_timeout)
+                cfg.workers, initializer=init_worker, initargs=(cfg.lang, variant, cfg.page_timeout)
             )
         else:
-            _init_worker(cfg.lang, variant, cfg.page_timeout)
+            init_worker(cfg.lang, variant, cfg.page_timeout)
 
     def run(self, tasks: Iterator[tuple[object, tuple]]) -> Iterator[tuple[object, tuple]]:
         """Yield (tag, result) in task order."""
         if self.pool is None:
             for tag, task in tasks:
-                yield tag, _work(task)
+                yield tag, work(task)
             return
         window: deque = deque()
         limit = self.cfg.workers * 4
         for tag, task in tasks:
-            window.append((tag, self.pool.apply_async(_work, (task,))))
+            window.append((tag, self.pool.apply_async(work, (task,))))
             while len(window) >= limit:
                 t, res = window.popleft()
                 yield t, res.get()
@@ -468,6 +381,8 @@ def mine(cfg: MineConfig) -> dict:
 
         if cfg.variant.lower() not in ZH_VARIANTS:
             raise UserError(f"--variant {cfg.variant!r} is not one of {', '.join(ZH_VARIANTS)}")
+    if cfg.shard_index >= cfg.num_shards:
+        raise UserError(f"--shard-index {cfg.shard_index} must be below --num-shards {cfg.num_shards}")
     files = discover(
         cfg.lang, cfg.dump_dir, cfg.date, cfg.pages, cfg.index, cfg.page_table, cfg.langlinks, cfg.page_props,
         cfg.redirects,

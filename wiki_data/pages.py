@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import logging
 import re
+import signal
+import threading
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +21,8 @@ from pathlib import Path
 from lxml import etree
 
 from eat.errors import UserError
+
+log = logging.getLogger(__name__)
 
 PAGE_OPEN = b"<page>"
 PAGE_CLOSE = b"</page>"
@@ -167,3 +173,91 @@ def dump_header(path: str | Path) -> bytes:
     head = head if cut < 0 else head[:cut]
     # Back up to the start of the line that holds <page> so the header keeps its indentation.
     return head[: head.rfind(b"\n") + 1] if b"\n" in head else head
+
+
+# ------------------------------------------------------------------------------ work done in worker processes
+# Kept here, away from pydantic/pyarrow, so that spawned workers start in a fraction of a second.
+
+_worker_cfg: dict = {}
+
+
+class PageTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum, frame):
+    raise PageTimeout
+
+
+def init_worker(lang: str, variant: str | None, timeout: float) -> None:
+    _worker_cfg.update(lang=lang, variant=variant, timeout=timeout)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGALRM, _on_alarm)
+        _worker_cfg["alarm"] = True
+
+
+def process_raw_pages(raws: list[bytes], wanted: frozenset[int] | None) -> tuple[list[tuple], Counter]:
+    from wiki_data.lead import NoSentence, process_page
+
+    lang, variant, timeout = _worker_cfg["lang"], _worker_cfg["variant"], _worker_cfg["timeout"]
+    alarm = _worker_cfg.get("alarm", False)
+    rows, counts = [], Counter()
+    found = set()
+    for raw in raws:
+        if wanted is not None:
+            pid = page_id_of(raw)
+            if pid not in wanted:
+                continue
+        try:
+            page = parse_page(raw)
+        except BadPage:
+            counts["bad_xml"] += 1
+            if wanted is not None:
+                found.add(pid)
+            continue
+        found.add(page.page_id)
+        try:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, timeout)
+            try:
+                res = process_page(page.title, page.text, lang, variant)
+            finally:
+                if alarm:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+        except PageTimeout:
+            counts["timeout"] += 1
+            continue
+        except NoSentence:
+            counts["no_sentence"] += 1
+            continue
+        except RecursionError:
+            counts["parse_error"] += 1
+            continue
+        except Exception as exc:  # a parser bug on one page must not end a day-long run
+            log.debug("page %s: %s", page.page_id, exc)
+            counts["parse_error"] += 1
+            continue
+        rows.append((page.page_id, res.surface, res.sentence, res.infobox_type))
+    if wanted is not None:
+        counts["missing_from_dump"] += len(wanted - found)
+    return rows, counts
+
+
+def work(task: tuple) -> tuple[list[tuple], Counter, int]:
+    """One unit of work in a worker: a multistream stream or a batch of raw pages from a plain dump."""
+    kind = task[0]
+    if kind == "stream":
+        from wiki_data.multistream import BadStream, stream_pages
+
+        _, path, offset, length, wanted, skip_bad = task
+        try:
+            raws = stream_pages(Path(path), offset, length)
+        except BadStream as exc:
+            if not skip_bad:
+                raise UserError(f"{exc}; re-run with --skip-bad-streams to skip it", path=path) from None
+            return [], Counter(bad_stream=len(wanted)), len(wanted)
+        rows, counts = process_raw_pages(raws, wanted)
+        return rows, counts, len(wanted)
+    _, raws = task
+    rows, counts = process_raw_pages(raws, None)
+    return rows, counts, len(raws)
