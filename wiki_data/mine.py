@@ -373,7 +373,7 @@ def _finish_rows(
 
 def mine(cfg: MineConfig) -> dict:
     """Run the whole mining job; returns the stats written to OUT/stats.json."""
-    from eat.console import console, make_progress
+    from eat.console import make_progress
     from eat.io import write_json
 
     if cfg.lang == "zh":
@@ -393,12 +393,12 @@ def mine(cfg: MineConfig) -> dict:
         raise UserError(
             "output folder already holds pairs-*.parquet shards; use --resume or a new folder", path=out
         )
-    console.log(f"reading SQL tables for {cfg.lang}wiki ...")
+    log.info(f"reading SQL tables for {cfg.lang}wiki ...")
     sel = select_pages(files)
     types: dict[str, str] = {}
     if cfg.types is not None:
         types = load_types(cfg.types, set(sel.qids.values()))
-    console.log(f"{len(sel.titles):,} wanted pages (main namespace, English link, not disambiguation)")
+    log.info(f"{len(sel.titles):,} wanted pages (main namespace, English link, not disambiguation)")
 
     runner = _Runner(cfg)
     try:

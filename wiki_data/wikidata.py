@@ -8,6 +8,7 @@ fully decoded: only the P31/P279 claim arrays are, which is most of the speed-up
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing as mp
 import re
 from collections import deque
@@ -20,6 +21,7 @@ from eat.config import StrictModel
 from eat.errors import UserError
 from wiki_data.typing_rules import TYPE_PRIORITY, class_types
 
+log = logging.getLogger(__name__)
 _ID = re.compile(r'"id"\s*:\s*"([QP]\d+)"')
 _CLAIMS = re.compile(r'"claims"\s*:\s*\{')
 _PROP = {p: re.compile(r'"' + p + r'"\s*:\s*\[') for p in ("P31", "P279")}
@@ -171,7 +173,7 @@ def build_types(cfg: TypesConfig) -> dict:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from eat.console import console, make_progress
+    from eat.console import make_progress
     from eat.io import atomic_path
 
     if not cfg.wikidata.is_file():
@@ -217,5 +219,5 @@ def build_types(cfg: TypesConfig) -> dict:
     counts = {"entities_with_p31_or_p279": entities, "typed": len(qids), "unparsable_lines": bad}
     for t in TYPE_PRIORITY:
         counts[t] = types.count(t)
-    console.log(f"typed {len(qids):,} items ({', '.join(f'{t} {counts[t]:,}' for t in TYPE_PRIORITY)})")
+    log.info(f"typed {len(qids):,} items ({', '.join(f'{t} {counts[t]:,}' for t in TYPE_PRIORITY)})")
     return counts
