@@ -11,6 +11,7 @@ import click
 
 from eat.config import model_from_options, model_options
 from wiki_data.mine import MineConfig
+from wiki_data.sft_cli import register as register_sft_commands
 from wiki_data.wikidata import TypesConfig
 
 
@@ -53,4 +54,5 @@ def merge(inputs: tuple[Path, ...], out: Path) -> None:
     print_summary(run_merge(list(inputs), out))
 
 
-# --- `sft` and `import-eat` commands (issue #4) are attached here by the lead (wiki_data/sft_cli.py). ---
+# Dataset building commands (`sft`, `import-eat`) live with their code in wiki_data/sft_cli.py.
+register_sft_commands(wiki)
