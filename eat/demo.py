@@ -136,7 +136,8 @@ def demo(
             if run:
                 _run_eat(["eval", "--model", model, "--adapter", str(adapter), "--ner-model", ner,
                           "--data", str(demo_test_file(lang)), "--format", "spans", "--lang", lang,
-                          "--out", str(run_dir), "--batch-size", "16", "--max-new-tokens", "24"])  # fmt: skip
+                          "--out", str(run_dir), "--batch-size", "16", "--max-new-tokens", "24",
+                          "--lexicon", str(out_dir / "pairs" / lang)])  # fmt: skip
 
     from eat.demo_report import write_demo_report
 

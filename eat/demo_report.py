@@ -24,10 +24,23 @@ def training_log(adapter: Path) -> list[dict]:
     return _read_json(states[-1]).get("log_history", []) if states else []
 
 
+def type_counts(pairs_dir: Path) -> dict:
+    """Pairs per entity type (None: untyped) in a mining output folder."""
+    import pyarrow.parquet as pq
+
+    counts: dict = {}
+    for shard in sorted(pairs_dir.glob("pairs-*.parquet")):
+        for value in pq.read_table(shard, columns=["type"]).column("type").to_pylist():
+            counts[value] = counts.get(value, 0) + 1
+    return counts
+
+
 def stage_counts(predictions: list[dict]) -> dict[str, int]:
     """How many items survive each stage of the pipeline, from the per-sentence traces."""
-    counts = {"sentences": len(predictions), "translated": 0, "english entities": 0, "aligned": 0,
-              "snapped": 0, "gold entities": 0, "correct": 0}  # fmt: skip
+    counts = dict.fromkeys(
+        ("sentences", "translated", "english entities", "aligned", "snapped", "gold entities", "correct"), 0
+    )
+    counts["sentences"] = len(predictions)
     for row in predictions:
         trace = row.get("trace") or {}
         counts["translated"] += bool((trace.get("translation") or "").strip())
@@ -42,9 +55,36 @@ def stage_counts(predictions: list[dict]) -> dict[str, int]:
     return counts
 
 
+def failure_reasons(predictions: list[dict]) -> dict[str, int]:
+    """Why sentences or alignments produced nothing ("stage N: reason" -> count), from the traces."""
+    reasons: dict[str, int] = {}
+    for row in predictions:
+        trace = row.get("trace") or {}
+        failure = trace.get("failure")
+        if failure:
+            key = f"stage {failure.get('stage')}: {failure.get('reason')}"
+            reasons[key] = reasons.get(key, 0) + 1
+        for alignment in trace.get("alignments") or []:
+            if not alignment.get("snapped"):
+                key = f"stage 4: {alignment.get('reason') or 'not snapped'}"
+                reasons[key] = reasons.get(key, 0) + 1
+    return dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
+
+
 def _save(fig, path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+
+
+def _grouped_bars(ax, groups: dict[str, dict[str, int]], title: str) -> None:
+    """One bar per (group, key), keys on the x axis."""
+    keys = list(next(iter(groups.values()), {}).keys())
+    width = 0.8 / max(len(groups), 1)
+    for i, (name, values) in enumerate(groups.items()):
+        ax.bar([x + i * width for x in range(len(keys))], [values[k] for k in keys], width=width, label=name)
+    ax.set_xticks([x + width * (len(groups) - 1) / 2 for x in range(len(keys))], keys, rotation=20)
+    ax.set_title(title)
+    ax.legend()
 
 
 def write_demo_report(out_dir: Path, pair_dirs, sft: Path, adapter: Path, runs, timings: dict) -> Path:
@@ -55,47 +95,54 @@ def write_demo_report(out_dir: Path, pair_dirs, sft: Path, adapter: Path, runs, 
 
     lines = ["# eat-ner demo report", ""]
 
-    # --- data
+    # 1. data
     lines += [
         "## 1. Mined entity pairs",
         "",
-        "| language | pages seen | with English link | kept |",
-        "|---|---|---|---|",
+        "| language | pages seen | with English link | kept | PER | LOC | ORG | untyped | dropped (by reason) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    data_rows = []
+    data: dict[str, dict[str, int]] = {}
     for pairs in pair_dirs:
         stats = _read_json(pairs / "stats.json")
-        flat = {k: v for k, v in stats.items() if isinstance(v, int | float)}
-        seen = flat.get("pages_seen", flat.get("pages", 0))
-        en = flat.get("with_en_link", flat.get("english_linked", 0))
-        kept = flat.get("kept", 0)
-        data_rows.append((pairs.name, seen, en, kept))
-        lines.append(f"| {pairs.name} | {seen} | {en} | {kept} |")
+        pages, dropped = stats.get("pages", {}), stats.get("dropped", {})
+        types = type_counts(pairs)
+        data[pairs.name] = {
+            "pages seen": pages.get("pages_seen", 0),
+            "with English link": pages.get("with_en_link", 0),
+            "kept": pages.get("kept", 0),
+        }
+        reasons = ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none"
+        row = [
+            pairs.name,
+            *data[pairs.name].values(),
+            *(types.get(t, 0) for t in ("PER", "LOC", "ORG", None)),
+        ]
+        lines.append("| " + " | ".join(str(v) for v in row) + f" | {reasons} |")
     train_rows, val_rows = _jsonl(sft / "train.jsonl"), _jsonl(sft / "validation.jsonl")
-    lines += ["", f"SFT dataset: {len(train_rows)} training and {len(val_rows)} validation chats "
-              f"([dataset card]({(sft / 'README.md').relative_to(out_dir)})).", "", "![data](data.png)", ""]  # fmt: skip
+    card = (sft / "README.md").relative_to(out_dir)
+    lines += [
+        "",
+        f"SFT dataset: {len(train_rows)} training and {len(val_rows)} validation chats ([dataset card]({card})).",
+        "",
+        "![data](data.png)",
+        "",
+    ]
     fig, ax = plt.subplots(figsize=(6, 3))
-    labels = [r[0] for r in data_rows]
-    for i, (name, idx) in enumerate((("pages seen", 1), ("with English link", 2), ("kept", 3))):
-        ax.bar(
-            [x + i * 0.25 for x in range(len(labels))], [r[idx] for r in data_rows], width=0.25, label=name
-        )
-    ax.set_xticks([x + 0.25 for x in range(len(labels))], labels)
-    ax.set_title("Mining: pages per language")
-    ax.legend()
+    _grouped_bars(ax, {k: v for k, v in data.items()}, "Mining: pages per language")
     _save(fig, out_dir / "data.png")
     plt.close(fig)
 
-    # --- training
+    # 2. training
     history = training_log(adapter)
-    steps = [h["step"] for h in history if "loss" in h]
-    losses = [h["loss"] for h in history if "loss" in h]
+    points = [(h["step"], h["loss"]) for h in history if "loss" in h]
     lines += ["## 2. LoRA fine-tuning", ""]
-    if losses:
-        lines += [f"Training loss {losses[0]:.3f} at step {steps[0]} -> {losses[-1]:.3f} at step {steps[-1]}.", "",
-                  "![loss](loss.png)", ""]  # fmt: skip
+    if points:
+        (first_step, first), (last_step, last) = points[0], points[-1]
+        lines += [f"Training loss {first:.3f} at step {first_step} -> {last:.3f} at step {last_step}.", ""]
+        lines += ["![loss](loss.png)", ""]
         fig, ax = plt.subplots(figsize=(6, 3))
-        ax.plot(steps, losses, marker="o")
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
         ax.set_xlabel("step")
         ax.set_ylabel("training loss")
         ax.set_title("LoRA fine-tuning")
@@ -104,45 +151,46 @@ def write_demo_report(out_dir: Path, pair_dirs, sft: Path, adapter: Path, runs, 
     else:
         lines += ["No training log found.", ""]
 
-    # --- evaluation
+    # 3. evaluation
     lines += [
         "## 3. EAT evaluation",
         "",
         "| language | P | R | F1 | authors' token-level F1 |",
         "|---|---|---|---|---|",
     ]
-    stage_rows = {}
+    stages: dict[str, dict[str, int]] = {}
+    failures: dict[str, dict[str, int]] = {}
     for run in runs:
         metrics = _read_json(run / "metrics.json")
-        ent = metrics.get("entity", {})
-        tok = metrics.get("token_authors", {}) or {}
+        ent, tok = metrics.get("entity", {}), metrics.get("token_authors") or {}
         lines.append(
             f"| {run.name} | {ent.get('precision', 0):.3f} | {ent.get('recall', 0):.3f} | {ent.get('f1', 0):.3f} "
             f"| {tok.get('f1', float('nan')):.3f} |"
         )
-        stage_rows[run.name] = stage_counts(_jsonl(run / "predictions.jsonl"))
+        predictions = _jsonl(run / "predictions.jsonl")
+        stages[run.name] = stage_counts(predictions)
+        failures[run.name] = failure_reasons(predictions)
+    names = list(next(iter(stages.values()), {}).keys())
     lines += ["", "Items surviving each stage (from the traces in predictions.jsonl):", ""]
-    names = list(next(iter(stage_rows.values()), {}).keys())
     lines += ["| language | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    for lang, counts in stage_rows.items():
-        lines.append(f"| {lang} | " + " | ".join(str(counts[n]) for n in names) + " |")
+    lines += [f"| {lang} | " + " | ".join(str(c[n]) for n in names) + " |" for lang, c in stages.items()]
+    lines += ["", "Where items were lost (failure reasons in the traces):", ""]
+    for lang, reasons in failures.items():
+        lines.append(f"- {lang}: " + ("; ".join(f"{k} ({v})" for k, v in reasons.items()) or "no failures"))
     lines += ["", "![stages](stages.png)", ""]
     fig, ax = plt.subplots(figsize=(7, 3))
-    width = 0.8 / max(len(stage_rows), 1)
-    for i, (lang, counts) in enumerate(stage_rows.items()):
-        ax.bar(
-            [x + i * width for x in range(len(names))], [counts[n] for n in names], width=width, label=lang
-        )
-    ax.set_xticks([x + width * (len(stage_rows) - 1) / 2 for x in range(len(names))], names, rotation=20)
-    ax.set_title("EAT pipeline: items per stage")
-    ax.legend()
+    _grouped_bars(ax, stages, "EAT pipeline: items per stage")
     _save(fig, out_dir / "stages.png")
     plt.close(fig)
 
     lines += ["## Timings (seconds)", "", "| step | s |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in timings.items()]
-    lines += ["", "With the default tiny random-weight model the scores are near zero by design: the demo shows",
-              "the workflow. Run `eat demo --model Qwen/Qwen2.5-7B-Instruct --ner-model PATH` for real numbers.", ""]  # fmt: skip
+    lines += [
+        "",
+        "The default LLM is a tiny random-weight model, so scores are zero by design: the demo shows the",
+        "workflow and where each item is lost. For real numbers: `eat demo --model Qwen/Qwen2.5-7B-Instruct`.",
+        "",
+    ]
     report = out_dir / "report.md"
     with atomic_open(report) as fh:
         fh.write("\n".join(lines))
