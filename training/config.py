@@ -57,7 +57,9 @@ class SFTDataConfig(StrictModel):
     max_length: int = Field(1024, ge=8, description="Tokens per sequence (longer chats are truncated).")
     packing: bool = Field(False, description="Pack several chats into one sequence (no padding waste).")
     packing_strategy: Literal["bfd", "wrapped"] = Field(
-        "bfd", description="bfd: whole chats, best-fit decreasing, padding-free; wrapped: cut at max_length."
+        "bfd",
+        description="bfd: whole chats packed best-fit decreasing, each sees only itself; wrapped: one stream cut "
+        "at max_length (faster to build, chats may attend to each other).",
     )
     max_train_samples: int | None = Field(None, ge=1, description="Use only the first N training rows.")
     max_eval_samples: int | None = Field(None, ge=1, description="Use only the first N evaluation rows.")

@@ -1,8 +1,9 @@
 """`kind: sft` runs: LoRA / QLoRA / full chat fine-tuning with TRL's SFTTrainer on pre-tokenised chats.
 
 We hand SFTTrainer `input_ids` + `labels` (built in training.sft_data, loss on assistant tokens only), so it
-skips its own chat rendering and only truncates and, with `data.packing`, packs: `bfd` packs whole chats
-padding-free (position ids restart per chat, so chats never attend to each other), `wrapped` cuts a stream.
+skips its own chat rendering and only truncates. With `data.packing`, `bfd` packs whole chats into rows whose
+position ids restart per chat, so chats never attend to each other (TRL's padding-free mode with flash
+attention, our per-row packing otherwise); `wrapped` cuts one stream into rows (chats may see each other).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from training.runs import (
     training_arguments,
     write_run_files,
 )
-from training.sft_data import load_sft_splits, tokenize_dataset
+from training.sft_data import PackedRowsCollator, load_sft_splits, pack_rows, tokenize_dataset
 
 log = logging.getLogger(__name__)
 
@@ -97,12 +98,21 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
     model.config.use_cache = False
     peft_config = peft_lora_config(recipe.lora, "CAUSAL_LM") if recipe.method in ("lora", "qlora") else None
 
+    # bfd packing: TRL's padding-free mode is right for variable-length attention kernels (flash attention);
+    # for SDPA/eager we pack rows ourselves so that attention stays within max_length per row.
+    attn = recipe.model.attn_implementation or ""
+    varlen = "flash" in attn
+    collator = None
+    trl_packing = d.packing and (d.packing_strategy == "wrapped" or varlen)
+    if d.packing and not trl_packing:
+        tokenized = {split: pack_rows(ds, d.max_length, t.seed) for split, ds in tokenized.items()}
+        collator = PackedRowsCollator(tokenizer.pad_token_id)
     args = SFTConfig(
         **training_arguments(recipe, precision, d.eval_split is not None),
         max_length=d.max_length,
-        packing=d.packing,
+        packing=trl_packing,
         packing_strategy=d.packing_strategy,
-        eval_packing=d.packing,
+        eval_packing=trl_packing,
         completion_only_loss=False,
         assistant_only_loss=False,
         dataset_num_proc=d.num_proc,
@@ -114,6 +124,7 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
         eval_dataset=tokenized.get(d.eval_split) if d.eval_split else None,
         processing_class=tokenizer,
         peft_config=peft_config,
+        data_collator=collator,
         callbacks=callbacks,
     )
     tensorboard_into(trainer, t.output_dir)

@@ -139,3 +139,47 @@ def tokenize_dataset(dataset, tokenizer, *, train_on: str, max_length: int, name
             f"{name}: every chat lost its answer to truncation; raise data.max_length (now {max_length})"
         )
     return kept.remove_columns("num_supervised"), dropped
+
+
+def pack_rows(dataset, max_length: int, seed: int):
+    """Best-fit-decreasing packing of whole chats into rows of at most `max_length` tokens.
+
+    Keeps `input_ids`/`labels` and adds `seq_lengths` (the chat lengths inside each row). Used when the
+    attention kernel has no variable-length mode: TRL's padding-free bfd then flattens a whole batch into one
+    row, and SDPA/eager attend over the full flattened length (quadratic in batch x max_length); per-row
+    packing keeps attention within max_length.
+    """
+    from trl.data_utils import pack_dataset
+
+    return pack_dataset(dataset.shuffle(seed=seed).select_columns(["input_ids", "labels"]), max_length, "bfd")
+
+
+class PackedRowsCollator:
+    """Batches packed rows: right-padded input_ids/labels and position ids that restart at every chat.
+
+    No attention_mask is returned on purpose: transformers then reads the restarting position ids as packed
+    sequences and masks attention between chats of a row. Padding sits at the end of a row, where causal
+    attention keeps it invisible to real tokens, and it carries no loss.
+    """
+
+    def __init__(self, pad_token_id: int):
+        self.pad_token_id = pad_token_id
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+        position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            n = len(row["input_ids"])
+            input_ids[i, :n] = torch.tensor(row["input_ids"])
+            labels[i, :n] = torch.tensor(row["labels"])
+            pos = torch.cat([torch.arange(length) for length in row["seq_lengths"]]) if n else torch.zeros(0)
+            position_ids[i, :n] = pos
+            position_ids[i, n:] = torch.arange(width - n)
+            # The first token of each chat has no previous token to predict it from within its chat.
+            starts = torch.cumsum(torch.tensor([0, *row["seq_lengths"][:-1]]), 0)
+            labels[i, starts] = IGNORE_INDEX
+        return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}

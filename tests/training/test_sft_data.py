@@ -145,3 +145,35 @@ def test_bfd_packing_gives_the_same_loss_as_separate_chats(tiny_lm):
                 lg[0, :-1], labels[1:], ignore_index=IGNORE_INDEX, reduction="sum"
             ).item()
     assert packed_loss.item() == pytest.approx(separate, rel=1e-4)
+
+
+def test_per_row_packing_gives_the_same_loss_as_separate_chats(tiny_lm):
+    """Our per-row bfd packing (used without flash attention): two rows, chats masked from each other."""
+    from datasets import Dataset
+
+    from training.sft_data import PackedRowsCollator, pack_rows
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    model.config.use_cache = False
+    rows = [tokenize_chat(tok, r["messages"]) for r in align_chats(5, 0)[0]]
+    longest = max(len(r["input_ids"]) for r in rows)
+    packed = pack_rows(Dataset.from_list(rows), max_length=2 * longest + 1, seed=0)
+    assert 2 <= len(packed) < len(rows)
+    batch = PackedRowsCollator(tok.pad_token_id)(list(packed))
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == len(packed)
+    with torch.no_grad():
+        logits = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits
+        packed_loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]),
+            batch["labels"][:, 1:].reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        )
+        separate = 0.0
+        for r in rows:
+            lg = model(input_ids=torch.tensor([r["input_ids"]])).logits
+            separate += torch.nn.functional.cross_entropy(
+                lg[0, :-1], torch.tensor(r["labels"][1:]), ignore_index=IGNORE_INDEX, reduction="sum"
+            ).item()
+    assert packed_loss.item() == pytest.approx(separate, rel=1e-4)
