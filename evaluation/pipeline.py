@@ -274,7 +274,12 @@ class Pipeline:
         if self.tagger is None:  # the LLM with the english_ner_instruction
             instruction = self.prompts.english_ner_instruction or ""
             variables = self.prompts.variables("en")
-            head = instruction.format_map(variables)
+            try:
+                head = instruction.format_map(variables)
+            except (KeyError, ValueError) as exc:
+                raise UserError(
+                    f"english_ner_instruction: bad placeholder {exc}", path=self.prompts.path
+                ) from None
             sid = self._stage_id("stage2-llm", None) + digest(head)
             items = [
                 ChatItem(
