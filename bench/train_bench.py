@@ -211,7 +211,10 @@ def main() -> None:
     results = [best[name] for name, _, _ in configs]
     base = results[0]["tokens_per_s"]
     print(
-        f"{'config':<28}{'batch':>6}{'real tokens/s':>14}{'padding':>10}{'peak RSS MiB':>14}{'speed-up':>10}"
+        print(
+            f"{'config':<30}{'batch':>6}{'tok/CPU-s':>11}{'tok/s wall':>11}{'padding':>9}{'peak RSS MiB':>14}"
+            f"{'speed-up':>10}"
+        )
     )
     for r in results:
         print(
