@@ -211,10 +211,8 @@ def main() -> None:
     results = [best[name] for name, _, _ in configs]
     base = results[0]["tokens_per_s"]
     print(
-        print(
-            f"{'config':<30}{'batch':>6}{'tok/CPU-s':>11}{'tok/s wall':>11}{'padding':>9}{'peak RSS MiB':>14}"
-            f"{'speed-up':>10}"
-        )
+        f"{'config':<30}{'batch':>6}{'tok/CPU-s':>11}{'tok/s wall':>11}{'padding':>9}{'peak RSS MiB':>14}"
+        f"{'speed-up':>10}"
     )
     for r in results:
         print(
