@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eat.errors import UserError
+from eat.io import write_json
 from training.config import NERTaggerRecipe
 from training.loading import check_model_path, load_tokenizer, resolve_precision
 from training.ner_format import format_entities, parse_entities, spans_to_entities
@@ -209,6 +210,8 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
             'return_tensors="pt"))',
         )
         write_run_files(t.output_dir, recipe, card, metrics)
+        # What evaluation.english_ner needs to query the tagger the way it was trained.
+        write_json(Path(t.output_dir) / "eat_ner_tagger.json", {"source_prefix": d.source_prefix})
     state.wait_for_everyone()
     return metrics
 

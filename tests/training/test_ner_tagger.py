@@ -91,6 +91,10 @@ def test_tagger_trains_and_generates_parsable_lists(tiny_t5, conll_file, tmp_pat
     assert {"eval_f1", "eval_precision", "eval_recall", "eval_unparsable_rate"} <= set(metrics)
     assert metrics["eval_loss"] < metrics["train_loss"]
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
+    # The evaluation pipeline queries the tagger with the prefix it was trained with.
+    from evaluation.english_ner import _tagger_prefix
+
+    assert _tagger_prefix(str(out)) == recipe.data.source_prefix
     tagged = tag_sentences(
         out, ["Marie Curie worked in Paris .", "Angela Merkel visited Siemens in Munich ."]
     )
