@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import bz2
-import gzip
 import random
 import shutil
 import sys
@@ -122,27 +121,9 @@ def esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def sql(table: str, columns: list[str], rows: list[tuple], per: int = 2000) -> bytes:
-    def lit(v):
-        if v is None:
-            return "NULL"
-        if isinstance(v, int | float):
-            return str(v)
-        return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    create = ",\n".join(f"  `{c}` varbinary(255) NOT NULL" for c in columns)
-    out = [f"CREATE TABLE `{table}` (\n{create}\n) ENGINE=InnoDB DEFAULT CHARSET=binary;\n"]
-    for i in range(0, len(rows), per):
-        out.append(
-            f"INSERT INTO `{table}` VALUES "
-            + ",".join("(" + ",".join(lit(v) for v in r) + ")" for r in rows[i : i + per])
-            + ";\n"
-        )
-    return gzip.compress("".join(out).encode("utf-8"), compresslevel=3)
-
-
 def generate(folder: Path, n_pages: int, seed: int = 0) -> Path:
     from wiki_data.multistream import write_multistream
+    from wiki_data.sql_dump import format_table_dump
 
     stamp = folder / f".done-{n_pages}-{seed}"
     if stamp.exists():
@@ -211,15 +192,17 @@ def generate(folder: Path, n_pages: int, seed: int = 0) -> Path:
     )
     page_cols = ["page_id", "page_namespace", "page_title", "page_is_redirect", "page_is_new", "page_random",
                  "page_touched", "page_links_updated", "page_latest", "page_len", "page_content_model", "page_lang"]  # fmt: skip
-    Path(f"{prefix}page.sql.gz").write_bytes(sql("page", page_cols, page_rows))
+    Path(f"{prefix}page.sql.gz").write_bytes(format_table_dump("page", page_rows, page_cols, 2000))
     Path(f"{prefix}langlinks.sql.gz").write_bytes(
-        sql("langlinks", ["ll_from", "ll_lang", "ll_title"], ll_rows)
+        format_table_dump("langlinks", ll_rows, ["ll_from", "ll_lang", "ll_title"], 2000)
     )
     Path(f"{prefix}page_props.sql.gz").write_bytes(
-        sql("page_props", ["pp_page", "pp_propname", "pp_value", "pp_sortkey"], pp_rows)
+        format_table_dump("page_props", pp_rows, ["pp_page", "pp_propname", "pp_value", "pp_sortkey"], 2000)
     )
     Path(f"{prefix}redirect.sql.gz").write_bytes(
-        sql("redirect", ["rd_from", "rd_namespace", "rd_title", "rd_interwiki", "rd_fragment"], rd_rows)
+        format_table_dump(
+            "redirect", rd_rows, ["rd_from", "rd_namespace", "rd_title", "rd_interwiki", "rd_fragment"], 2000
+        )
     )
     stamp.write_text(f"{len(articles)} articles, {len(ll_rows)} English-linked\n")
     return folder

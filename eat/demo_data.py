@@ -19,6 +19,8 @@ from xml.sax.saxutils import escape
 
 import yaml
 
+from wiki_data.sql_dump import format_table_dump
+
 DEMO_DATE = "20260101"
 DEMO_LANGS = ("zh", "ja")
 _TIMESTAMP = "2026-01-01T00:00:00Z"
@@ -40,40 +42,6 @@ def demo_entities() -> dict[str, list[dict]]:
 def demo_test_file(lang: str) -> Path:
     """The small labelled span-JSONL test set shipped for `lang` (our own sentences)."""
     return Path(str(resources.files("eat").joinpath(f"data/demo/test_{lang}.jsonl")))
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n") + "'"
-
-
-def _sql_dump(table: str, columns: str, rows: list[tuple], rows_per_insert: int = 7) -> bytes:
-    """A MySQL dump of `table` in mysqldump's layout: header, CREATE TABLE, several extended INSERTs."""
-
-    def fmt(v) -> str:
-        if v is None:
-            return "NULL"
-        if isinstance(v, int):
-            return str(v)
-        return _sql_str(str(v))
-
-    out = [
-        "-- MySQL dump 10.19  Distrib 10.3.38-MariaDB, for debian-linux-gnu (x86_64)",
-        "--",
-        f"-- Table structure for table `{table}`",
-        "--",
-        "",
-        f"DROP TABLE IF EXISTS `{table}`;",
-        f"CREATE TABLE `{table}` (\n{columns}\n) ENGINE=InnoDB DEFAULT CHARSET=binary;",
-        "",
-        f"LOCK TABLES `{table}` WRITE;",
-        f"/*!40000 ALTER TABLE `{table}` DISABLE KEYS */;",
-    ]
-    for i in range(0, len(rows), rows_per_insert):
-        chunk = rows[i : i + rows_per_insert]
-        values = ",".join("(" + ",".join(fmt(v) for v in row) + ")" for row in chunk)
-        out.append(f"INSERT INTO `{table}` VALUES {values};")
-    out += [f"/*!40000 ALTER TABLE `{table}` ENABLE KEYS */;", "UNLOCK TABLES;", ""]
-    return "\n".join(out).encode("utf-8")
 
 
 def _page_xml(page_id: int, title: str, text: str, redirect: str | None = None) -> str:
@@ -155,44 +123,17 @@ def build_demo_dumps(out_dir: str | Path, langs=DEMO_LANGS, pages_per_stream: in
         page_rows.append((next_id + 1, 1, pages[0][1].replace(" ", "_"), 0, 0, 0.5, "20260101000000", None, 1, 10, "wikitext", None))  # fmt: skip
         prefix = out / f"{lang}wiki-{DEMO_DATE}"
         _write_multistream(prefix, lang, pages, pages_per_stream, bz2)
-        tables = {
-            "page": (
-                "  `page_id` int(8) unsigned NOT NULL AUTO_INCREMENT,\n  `page_namespace` int(11) NOT NULL,\n"
-                "  `page_title` varbinary(255) NOT NULL,\n  `page_is_redirect` tinyint(1) unsigned NOT NULL,\n"
-                "  `page_is_new` tinyint(1) unsigned NOT NULL,\n  `page_random` double unsigned NOT NULL,\n"
-                "  `page_touched` binary(14) NOT NULL,\n  `page_links_updated` varbinary(14) DEFAULT NULL,\n"
-                "  `page_latest` int(8) unsigned NOT NULL,\n  `page_len` int(8) unsigned NOT NULL,\n"
-                "  `page_content_model` varbinary(32) DEFAULT NULL,\n  `page_lang` varbinary(35) DEFAULT NULL,\n"
-                "  PRIMARY KEY (`page_id`)",
-                page_rows,
-            ),
-            "langlinks": (
-                "  `ll_from` int(8) unsigned NOT NULL DEFAULT 0,\n  `ll_lang` varbinary(35) NOT NULL DEFAULT '',\n"
-                "  `ll_title` varbinary(255) NOT NULL DEFAULT '',\n  PRIMARY KEY (`ll_from`,`ll_lang`)",
-                ll_rows,
-            ),
-            "page_props": (
-                "  `pp_page` int(11) NOT NULL,\n  `pp_propname` varbinary(60) NOT NULL,\n"
-                "  `pp_value` blob NOT NULL,\n  `pp_sortkey` float DEFAULT NULL,\n  PRIMARY KEY (`pp_page`,`pp_propname`)",
-                pp_rows,
-            ),
-            "redirect": (
-                "  `rd_from` int(8) unsigned NOT NULL DEFAULT 0,\n  `rd_namespace` int(11) NOT NULL DEFAULT 0,\n"
-                "  `rd_title` varbinary(255) NOT NULL DEFAULT '',\n  `rd_interwiki` varbinary(32) DEFAULT NULL,\n"
-                "  `rd_fragment` varbinary(255) DEFAULT NULL,\n  PRIMARY KEY (`rd_from`)",
-                rd_rows,
-            ),
-        }
-        for table, (columns, rows) in tables.items():
-            data = _sql_dump(table, columns, rows)
-            _write_gz(Path(f"{prefix}-{table}.sql.gz"), data)
-    _write_gz(out / f"wikidata-{DEMO_DATE}-all.json.gz", _wikidata_dump(entities, qids))
+        for table, rows in (
+            ("page", page_rows),
+            ("langlinks", ll_rows),
+            ("page_props", pp_rows),
+            ("redirect", rd_rows),
+        ):
+            Path(f"{prefix}-{table}.sql.gz").write_bytes(format_table_dump(table, rows, rows_per_insert=7))
+    (out / f"wikidata-{DEMO_DATE}-all.json.gz").write_bytes(
+        gzip.compress(_wikidata_dump(entities, qids), mtime=0)
+    )
     return out
-
-
-def _write_gz(path: Path, data: bytes) -> None:
-    with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz:
-        gz.write(data)
 
 
 def _demo_qids(entities: dict[str, list[dict]]) -> dict[tuple[str, str], str]:

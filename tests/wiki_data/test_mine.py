@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import bz2
-import gzip
 import json
 import shutil
 from pathlib import Path
@@ -16,25 +15,10 @@ from wiki_data.mine import MineConfig, merge, mine
 from wiki_data.multistream import read_index, write_multistream
 from wiki_data.pages import dump_header, iter_raw_pages
 from wiki_data.schema import read_pairs, shard_paths
+from wiki_data.sql_dump import format_table_dump
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SAMPLE = "jawiki-20230501-pages-articles-sample238.xml.bz2"
-
-
-def sql_dump(table: str, columns: list[str], rows: list[tuple]) -> bytes:
-    """A table dump in MySQL syntax (CREATE TABLE + one INSERT) for small hand-made fixtures."""
-
-    def lit(v):
-        if v is None:
-            return "NULL"
-        if isinstance(v, int | float):
-            return str(v)
-        return "'" + str(v).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-    create = ",\n".join(f"  `{c}` varbinary(255) NOT NULL" for c in columns)
-    values = ",".join("(" + ",".join(lit(v) for v in row) + ")" for row in rows)
-    text = f"CREATE TABLE `{table}` (\n{create}\n) ENGINE=InnoDB;\nINSERT INTO `{table}` VALUES {values};\n"
-    return gzip.compress(text.encode("utf-8"))
 
 
 @pytest.fixture(scope="session")
@@ -242,20 +226,22 @@ def test_broken_and_pathological_pages_are_counted(tmp_path):
     (folder / "xxwiki-20240101-pages-articles.xml").write_text(xml)
     ids = [(1, "Good"), (2, "Broken"), (3, "Slow"), (4, "Empty")]
     (folder / "xxwiki-20240101-page.sql.gz").write_bytes(
-        sql_dump(
+        format_table_dump(
             "page",
-            ["page_id", "page_namespace", "page_title", "page_is_redirect"],
-            [(i, 0, t, 0) for i, t in ids],
+            columns=["page_id", "page_namespace", "page_title", "page_is_redirect"],
+            rows=[(i, 0, t, 0) for i, t in ids],
         )
     )
     (folder / "xxwiki-20240101-langlinks.sql.gz").write_bytes(
-        sql_dump("langlinks", ["ll_from", "ll_lang", "ll_title"], [(i, "en", t) for i, t in ids])
+        format_table_dump(
+            "langlinks", columns=["ll_from", "ll_lang", "ll_title"], rows=[(i, "en", t) for i, t in ids]
+        )
     )
     (folder / "xxwiki-20240101-page_props.sql.gz").write_bytes(
-        sql_dump(
+        format_table_dump(
             "page_props",
-            ["pp_page", "pp_propname", "pp_value", "pp_sortkey"],
-            [(1, "wikibase_item", "Q1", None)],
+            columns=["pp_page", "pp_propname", "pp_value", "pp_sortkey"],
+            rows=[(1, "wikibase_item", "Q1", None)],
         )
     )
     stats = mine(MineConfig(lang="xx", dump_dir=folder, out=tmp_path / "out", workers=1, page_timeout=0.3))
@@ -283,25 +269,26 @@ def test_zh_titles_and_text_in_one_variant(tmp_path):
                       folder / "zhwiki-20240101-pages-articles-multistream-index.txt.bz2", pages_per_stream=1)  # fmt: skip
     cols = ["page_id", "page_namespace", "page_title", "page_is_redirect"]
     (folder / "zhwiki-20240101-page.sql.gz").write_bytes(
-        sql_dump("page", cols, [(7, 0, "臺北車站", 0), (8, 0, "電腦", 0), (9, 0, "臺北站", 1)])
+        format_table_dump(
+            "page", columns=cols, rows=[(7, 0, "臺北車站", 0), (8, 0, "電腦", 0), (9, 0, "臺北站", 1)]
+        )
     )
     (folder / "zhwiki-20240101-langlinks.sql.gz").write_bytes(
-        sql_dump(
+        format_table_dump(
             "langlinks",
-            ["ll_from", "ll_lang", "ll_title"],
-            [(7, "en", "Taipei_Main_Station"), (8, "en", "Computer")],
+            columns=["ll_from", "ll_lang", "ll_title"],
+            rows=[(7, "en", "Taipei_Main_Station"), (8, "en", "Computer")],
         )
     )
     (folder / "zhwiki-20240101-page_props.sql.gz").write_bytes(
-        sql_dump(
+        format_table_dump(
             "page_props",
-            ["pp_page", "pp_propname", "pp_value", "pp_sortkey"],
-            [(8, "wikibase_item", "Q68", None)],
+            columns=["pp_page", "pp_propname", "pp_value", "pp_sortkey"],
+            rows=[(8, "wikibase_item", "Q68", None)],
         )
     )
     (folder / "zhwiki-20240101-redirect.sql.gz").write_bytes(
-        sql_dump("redirect", ["rd_from", "rd_namespace", "rd_title", "rd_interwiki", "rd_fragment"],
-                 [(9, 0, "臺北車站", "", "")])
+        format_table_dump("redirect", columns=["rd_from", "rd_namespace", "rd_title", "rd_interwiki", "rd_fragment"], rows=[(9, 0, "臺北車站", "", "")])
     )  # fmt: skip
     types = tmp_path / "types.parquet"
     import pyarrow as pa
