@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from wiki_data.normalize import normalize_with_offsets
 
@@ -248,25 +249,32 @@ def _compact(text: str, lang: str) -> tuple[str, list[int]]:
     return "".join(chars), idx
 
 
-def _char_lcs(candidate: str, text: str, lang: str, taken, min_overlap: float) -> Snap | None:
-    cand, _ = _compact(candidate, lang)
-    hay, offsets = _compact(text, lang)
-    if not cand or not hay:
-        return None
-    # Longest common substrings (all of maximal length) by dynamic programming; sentences are short.
+def _longest_common_runs(a: Sequence, b: Sequence, same: Callable[[Any, Any], bool]) -> tuple[int, list[int]]:
+    """Length of the longest common run of `a` and `b`, and every end index in `b` where one ends.
+
+    Dynamic programming over (answer x sentence); both are short, so O(len(a) * len(b)) is fine.
+    """
     best, ends = 0, []
-    prev = [0] * (len(hay) + 1)
-    for i in range(1, len(cand) + 1):
-        cur = [0] * (len(hay) + 1)
-        ci = cand[i - 1]
-        for j in range(1, len(hay) + 1):
-            if ci == hay[j - 1]:
+    prev = [0] * (len(b) + 1)
+    for i in range(1, len(a) + 1):
+        cur = [0] * (len(b) + 1)
+        for j in range(1, len(b) + 1):
+            if same(a[i - 1], b[j - 1]):
                 cur[j] = prev[j - 1] + 1
                 if cur[j] > best:
                     best, ends = cur[j], [j]
                 elif cur[j] == best:
                     ends.append(j)
         prev = cur
+    return best, ends
+
+
+def _char_lcs(candidate: str, text: str, lang: str, taken, min_overlap: float) -> Snap | None:
+    cand, _ = _compact(candidate, lang)
+    hay, offsets = _compact(text, lang)
+    if not cand or not hay:
+        return None
+    best, ends = _longest_common_runs(cand, hay, str.__eq__)
     score = best / len(cand)
     if best == 0 or score < min_overlap or (best < 2 and len(cand) > 1):
         return Snap(candidate, "char-lcs", score=score, reason=f"longest common substring covers {score:.0%}")
@@ -327,18 +335,7 @@ def _token_match(candidate: str, text: str, lang: str, taken, min_overlap: float
     words = _words(text, lang)
     if not cand or not words:
         return None
-    best, ends = 0, []
-    prev = [0] * (len(words) + 1)
-    for i in range(1, len(cand) + 1):
-        cur = [0] * (len(words) + 1)
-        for j in range(1, len(words) + 1):
-            if words_match(cand[i - 1][0], words[j - 1][0], lang):
-                cur[j] = prev[j - 1] + 1
-                if cur[j] > best:
-                    best, ends = cur[j], [j]
-                elif cur[j] == best:
-                    ends.append(j)
-        prev = cur
+    best, ends = _longest_common_runs(cand, words, lambda a, b: words_match(a[0], b[0], lang))
     score = best / len(cand)
     if best == 0 or score < min_overlap:
         return Snap(candidate, "token", score=score, reason=f"matching words cover {score:.0%}")
