@@ -1,8 +1,9 @@
 """The EAT inference pipeline: translate (1), tag English (2), align back (3), snap onto the sentence (4).
 
 Every LLM stage is a multi-turn chat built with `PromptSet.conversation` and run turn by turn, batched
-across ALL items: turn 1 of every sentence in one batched `generate`, then turn 2, and so on; stage 3 does
-the same across all entities of all sentences. Each reply is appended to a per-stage cache
+across items: turn 1 of every sentence of a chunk in one batched `generate`, then turn 2 of the same chunk,
+and so on (so a backend can carry each chat's KV cache from turn to turn); stage 3 does the same across
+all entities of all sentences. Each reply is appended to a per-stage cache
 (`RUN/cache/<stage>.jsonl`, one row per item and turn, keyed by a hash of what produced it) as soon as its
 chunk finishes, so an interrupted run resumes where it stopped and a re-run with the same settings makes
 no model call at all. Anything a model says that cannot be used (empty translation, unparseable entity
@@ -112,16 +113,21 @@ def run_chats(
     unit: str,
     chunk_size: int = 256,
 ) -> dict[str, list[str]]:
-    """All items' replies for a `turns`-turn chat, batched across items turn by turn, cached per turn."""
+    """All items' replies for a `turns`-turn chat, batched across a chunk of items turn by turn, cached
+    per turn."""
     unique = list({it.key: it for it in items}.values())
     replies = {it.key: cache.get(it.key)[:turns] for it in unique}
     with make_progress() as progress:
         task = progress.add_task(description, total=len(unique) * turns, unit=unit)
         progress.advance(task, sum(len(r) for r in replies.values()))
-        for turn in range(turns):
-            pending = [it for it in unique if len(replies[it.key]) == turn]
-            for b in range(0, len(pending), chunk_size):
-                chunk = pending[b : b + chunk_size]
+        # Chunk by chunk, all turns of a chunk back to back: a backend can keep each chat's KV cache from
+        # one turn to the next (see HFBackend) while holding only one chunk's worth.
+        todo = [it for it in unique if len(replies[it.key]) < turns]
+        for b in range(0, len(todo), chunk_size):
+            for turn in range(turns):
+                chunk = [it for it in todo[b : b + chunk_size] if len(replies[it.key]) == turn]
+                if not chunk:
+                    continue
                 chats = [it.build(replies[it.key]) for it in chunk]
                 answers = backend.generate(chats, max_new_tokens, decoding)
                 if len(answers) != len(chats):

@@ -7,6 +7,7 @@ the tokenizer's own chat template. Only safetensors weights are read, and remote
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from eat.errors import UserError
@@ -48,6 +49,23 @@ def generation_kwargs(decoding: dict, max_new_tokens: int) -> dict:
     return kwargs
 
 
+@dataclass
+class _Kept:
+    """One chat's tokens so far (prompt and reply) and their KV per layer, [kv_heads, tokens, head_dim]."""
+
+    ids: list[int]
+    kv: list[tuple]
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 class HFBackend:
     name = "hf"
 
@@ -59,6 +77,8 @@ class HFBackend:
         device: str | None = None,
         dtype: str = "auto",
         trust_remote_code: bool = False,
+        reuse_kv: bool = True,
+        kv_reuse_bytes: int = 2 * 1024**3,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -91,29 +111,212 @@ class HFBackend:
         if not self.tokenizer.chat_template:
             raise UserError("the tokenizer has no chat template", path=model)
         self._torch = torch
+        # KV of each chat's last turn, kept until the next `generate` call (the pipeline runs all turns of
+        # a chunk of chats back to back), at most kv_reuse_bytes; only for plain (non-sliding) caches.
+        self.kv_reuse_bytes = kv_reuse_bytes
+        self.pad_tolerance = 0.9  # a prefill group holds prompts at least this fraction of its longest
+        self._kv: dict[str, _Kept] = {}
+        self._kv_bytes = 0
+        self.reuse_kv = reuse_kv and self._plain_cache()
+        # How many prompt tokens came from the previous turn's KV, or from an opening shared by a batch.
+        self.stats = {"prompt_tokens": 0, "reused_tokens": 0, "shared_tokens": 0}
+
+    def _plain_cache(self) -> bool:
+        from transformers import DynamicCache
+        from transformers.cache_utils import DynamicLayer
+
+        try:
+            layers = DynamicCache(config=self.model.config).layers
+        except Exception:  # an architecture this check does not understand: no reuse
+            return False
+        self._layers = len(layers)
+        return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
     def render(self, chat: Chat) -> str:
         return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+
+    def _previous_prompt(self, chat: Chat) -> str | None:
+        """The prompt the previous turn of this chat was generated from (chat minus the last reply and
+        user turn), or None for a first turn: the key its KV cache was kept under."""
+        if len(chat) >= 3 and chat[-2].get("role") == "assistant":
+            return self.render(chat[:-2])
+        return None
 
     def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]:
         torch = self._torch
         texts = [self.render(chat) for chat in chats]
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         kwargs = generation_kwargs(decoding, max_new_tokens)
         if kwargs["do_sample"]:
             torch.manual_seed(int(decoding.get("seed", 0)))
         out: list[str] = [""] * len(chats)
-        pad_id = self.tokenizer.pad_token_id
+        if not self.reuse_kv:
+            order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                new = self._generate_padded([ids[i] for i in idx], kwargs)
+                self._decode_into(out, idx, new)
+            return out
+        # Reuse the KV of each chat's previous turn (kept from the last call) for the longest token prefix
+        # it shares with this prompt.
+        previous, self._kv, self._kv_bytes = self._kv, {}, 0
+        kept: list[_Kept | None] = [None] * len(chats)
+        for i, chat in enumerate(chats):
+            key = self._previous_prompt(chat) if previous else None
+            entry = previous.pop(key, None) if key is not None else None
+            if entry is not None:
+                n = min(_common_prefix(entry.ids, ids[i]), len(ids[i]) - 1)
+                kept[i] = _Kept(ids[i][:n], [(k[:, :n], v[:, :n]) for k, v in entry.kv]) if n else None
+                self.stats["reused_tokens"] += n
+        self.stats["prompt_tokens"] += sum(len(x) for x in ids)
+        del previous
+        # Chats with nothing kept (first turns) mostly share their opening (system prompt, instruction):
+        # its KV is computed once and every such chat starts from it.
+        fresh = [i for i in range(len(chats)) if kept[i] is None]
+        if len(fresh) > 1:
+            n = min(len(ids[i]) for i in fresh) - 1
+            for i in fresh[1:]:
+                n = min(n, _common_prefix(ids[fresh[0]][:n], ids[i]))
+            if n >= 8:
+                shared = self._prefill([ids[fresh[0]][: n + 1]], [None])[0]
+                for i in fresh:
+                    kept[i] = shared
+                self.stats["shared_tokens"] += n * len(fresh)
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         for b in range(0, len(order), self.batch_size):
             idx = order[b : b + self.batch_size]
-            batch = self.tokenizer.pad(
-                {"input_ids": [ids[i] for i in idx]}, padding=True, return_tensors="pt"
-            )
-            batch = {k: v.to(self.device) for k, v in batch.items()}
-            with torch.inference_mode():
-                gen = self.model.generate(**batch, pad_token_id=pad_id, **kwargs)
-            new = gen[:, batch["input_ids"].shape[1] :]
-            for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
-                out[i] = text.strip()
+            prefixes = self._prefill([ids[i] for i in idx], [kept[i] for i in idx])
+            new = self._generate_cached([ids[i] for i in idx], prefixes, [texts[i] for i in idx], kwargs)
+            self._decode_into(out, idx, new)
         return out
+
+    def _decode_into(self, out: list[str], idx: list[int], new) -> None:
+        for i, text in zip(idx, self.tokenizer.batch_decode(new, skip_special_tokens=True), strict=True):
+            out[i] = text.strip()
+
+    def _generate_padded(self, ids: list[list[int]], kwargs: dict):
+        """Plain left-padded batched `generate` (the reference path). Returns the generated token ids."""
+        batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        with self._torch.inference_mode():
+            gen = self.model.generate(**batch, pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+        return gen[:, batch["input_ids"].shape[1] :]
+
+    def _layout(self, prefix_lens: list[int], parts: list[list[int]]):
+        """Rows laid out as [pad | cached prefix | pad | new tokens]. The mask hides both pads and position
+        ids come from its cumulative sum, so each real token sees exactly what it would see alone."""
+        torch = self._torch
+        rows, p, q = len(parts), max(prefix_lens), max(len(x) for x in parts)
+        input_ids = torch.full((rows, p + q), self.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((rows, p + q), dtype=torch.long)
+        for r, (n, part) in enumerate(zip(prefix_lens, parts, strict=True)):
+            mask[r, p - n : p] = 1
+            input_ids[r, p + q - len(part) :] = torch.tensor(part, dtype=torch.long)
+            mask[r, p + q - len(part) :] = 1
+        return input_ids.to(self.device), mask.to(self.device), p
+
+    def _batch_cache(self, prefixes: list[_Kept | None], p: int):
+        """A DynamicCache of `p` columns holding each row's prefix KV right-aligned (zeros under pads)."""
+        from transformers import DynamicCache
+
+        torch = self._torch
+        if p == 0:
+            return DynamicCache()
+        ref = next(x for x in prefixes if x is not None and x.ids).kv
+        data = []
+        for layer in range(len(ref)):
+            k0 = ref[layer][0]
+            shape = (len(prefixes), k0.shape[0], p, k0.shape[2])
+            k = torch.zeros(shape, dtype=k0.dtype, device=k0.device)
+            v = torch.zeros(shape, dtype=k0.dtype, device=k0.device)
+            for r, x in enumerate(prefixes):
+                n = len(x.ids) if x is not None else 0
+                if n:
+                    k[r, :, p - n :] = x.kv[layer][0]
+                    v[r, :, p - n :] = x.kv[layer][1]
+            data.append((k, v))
+        return DynamicCache(ddp_cache_data=data)
+
+    @staticmethod
+    def _rows_kv(cache, real, length: int) -> list[list[tuple]]:
+        """Per row, the KV of its real tokens among the first `length` cache columns."""
+        out = []
+        for r in range(real.shape[0]):
+            cols = real[r, :length].nonzero().squeeze(-1)
+            out.append(
+                [
+                    (lay.keys[r].index_select(1, cols), lay.values[r].index_select(1, cols))
+                    for lay in cache.layers
+                ]
+            )
+        return out
+
+    def _prefill(self, ids: list[list[int]], kept: list[_Kept | None]) -> list[_Kept]:
+        """KV of every prompt but its last token, computed apart from decoding in groups of similar length
+        (so padding costs little), on top of any reused prefix."""
+        torch = self._torch
+        todo = [
+            (len(x) - 1 - (len(k.ids) if k else 0), r) for r, (x, k) in enumerate(zip(ids, kept, strict=True))
+        ]
+        todo = sorted((t for t in todo if t[0] > 0), reverse=True)
+        result: list[_Kept] = [k if k is not None else _Kept([], []) for k in kept]
+        g = 0
+        while g < len(todo):
+            longest = todo[g][0]
+            end = g + 1
+            while end < len(todo) and todo[end][0] >= self.pad_tolerance * longest:
+                end += 1
+            group = [r for _, r in todo[g:end]]
+            g = end
+            prefixes = [kept[r] for r in group]
+            starts = [len(k.ids) if k else 0 for k in prefixes]
+            parts = [ids[r][s:-1] for r, s in zip(group, starts, strict=True)]
+            input_ids, mask, p = self._layout(starts, parts)
+            cache = self._batch_cache(prefixes, p)
+            position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+            with torch.inference_mode():
+                self.model(
+                    input_ids=input_ids[:, p:],
+                    attention_mask=mask,
+                    position_ids=position_ids[:, p:],
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
+                )
+            for r, kv in zip(group, self._rows_kv(cache, mask.bool(), mask.shape[1]), strict=True):
+                result[r] = _Kept(ids[r][:-1], kv)
+        return result
+
+    def _generate_cached(self, ids, prefixes: list[_Kept], texts: list[str], kwargs: dict):
+        """Batched `generate` from each row's prefix KV plus its last prompt token; keeps every row's tokens
+        and KV (pads dropped, cut after the first EOS) for the chat's next turn."""
+        torch = self._torch
+        input_ids, mask, p = self._layout([len(x.ids) for x in prefixes], [[x[-1]] for x in ids])
+        for r, x in enumerate(prefixes):
+            if x.ids:
+                input_ids[r, p - len(x.ids) : p] = torch.tensor(x.ids, dtype=torch.long)
+        cache = self._batch_cache(prefixes, p)
+        with torch.inference_mode():
+            gen = self.model.generate(
+                input_ids=input_ids,
+                attention_mask=mask,
+                past_key_values=cache,
+                pad_token_id=self.tokenizer.pad_token_id,
+                return_dict_in_generate=True,
+                **kwargs,
+            )
+        seqs = gen.sequences
+        new = seqs[:, p + 1 :]
+        length = gen.past_key_values.get_seq_length()  # the last generated token was never fed back
+        eos_ids = self.model.generation_config.eos_token_id
+        eos_ids = [eos_ids] if isinstance(eos_ids, int) else list(eos_ids or [])
+        eos = torch.isin(new, torch.tensor(eos_ids, dtype=torch.long, device=new.device)).long()
+        after_eos = (eos.cumsum(-1) - eos) > 0
+        real = torch.cat([mask.bool(), ~after_eos], dim=1)
+        for r, kv in enumerate(self._rows_kv(gen.past_key_values, real, length)):
+            size = sum(k.numel() * k.element_size() * 2 for k, _ in kv)
+            if self._kv_bytes + size > self.kv_reuse_bytes:
+                break
+            self._kv[texts[r]] = _Kept(seqs[r, :length][real[r, :length]].tolist(), kv)
+            self._kv_bytes += size
+        return new
