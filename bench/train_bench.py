@@ -16,6 +16,9 @@ all with the same recipe (--batch rows of up to --max-length tokens; only `data.
   - bfd with fewer rows so that a step holds as many tokens as an unpadded no-packing step (equal token
     budget; shows how much comes from skipping padding alone rather than from fuller steps).
 Configurations alternate over --repeats rounds and each keeps its best round (load only slows runs down).
+Each run uses --threads torch threads (default 1): with 2 OpenMP threads on a loaded 2-core machine, CPU time
+mostly counts threads spinning at barriers while their partner is descheduled, and that waste depends on
+op sizes, so it differs between configurations (it made packing look 0.7x); one thread measures the work.
 Target: bfd packing >= 1.5x the tokens/s of no packing (same recipe).
 """
 
@@ -74,9 +77,12 @@ def prepare(work: Path, n_chats: int) -> None:
     DatasetDict({"train": Dataset.from_list(chats)}).save_to_disk(str(work / "data"))
 
 
-def run_one(work: Path, packing: str, steps: int, batch: int, max_length: int) -> dict:
+def run_one(work: Path, packing: str, steps: int, batch: int, max_length: int, threads: int) -> dict:
     """One training run in this process; prints a JSON line with tokens/s and peak RSS."""
     os.environ["EAT_NO_PROGRESS"] = "1"
+    import torch
+
+    torch.set_num_threads(threads)
     from transformers import TrainerCallback
 
     from eat.config import validate
@@ -87,6 +93,9 @@ def run_one(work: Path, packing: str, steps: int, batch: int, max_length: int) -
 
     class Clock(TrainerCallback):
         """Time the steps after the first (warm-up) one."""
+
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            self.attn = model.config._attn_implementation if model is not None else None
 
         def on_step_end(self, args, state, control, **kwargs):
             if state.global_step == 1:
@@ -147,6 +156,7 @@ def run_one(work: Path, packing: str, steps: int, batch: int, max_length: int) -
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "timed_steps": steps - 1,
         "batch": batch,
+        "attn": getattr(clock, "attn", None),
     }
 
 
@@ -156,6 +166,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--max-length", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per run (see above)")
     ap.add_argument("--repeats", type=int, default=2, help="rounds over the configurations (best kept)")
     ap.add_argument(
         "--packed-batch", type=int, default=None, help="rows of max_length tokens per packed step"
@@ -164,7 +175,7 @@ def main() -> None:
     ap.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
-        result = run_one(args.work_dir, args._child, args.steps, args.batch, args.max_length)
+        result = run_one(args.work_dir, args._child, args.steps, args.batch, args.max_length, args.threads)
         print("RESULT " + json.dumps(result))
         return
 
@@ -184,7 +195,8 @@ def main() -> None:
     print(
         f"{len(lengths)} align chats from {CORPUS}: tokens median {statistics.median(lengths):.0f}, "
         f"mean {statistics.mean(lengths):.0f}, max {max(lengths)} ({sum(x > args.max_length for x in lengths)} cut "
-        f"at max_length {args.max_length}); batch {args.batch}, {args.steps} steps (first not timed), CPU fp32"
+        f"at max_length {args.max_length}); batch {args.batch}, {args.steps} steps (first not timed), CPU fp32, "
+        f"{args.threads} torch thread(s)"
     )
     # Same token budget per step: a packed row holds ~max_length tokens, an unpacked row one chat.
     packed_batch = args.packed_batch or max(1, round(args.batch * statistics.mean(lengths) / args.max_length))
@@ -200,8 +212,10 @@ def main() -> None:
     for _ in range(args.repeats):
         for name, packing, batch in configs:
             cmd = [sys.executable, __file__, "--_child", packing, "--work-dir", str(work), "--steps",
-                   str(args.steps), "--batch", str(batch), "--max-length", str(args.max_length)]  # fmt: skip
-            proc = subprocess.run(cmd, capture_output=True, text=True)
+                   str(args.steps), "--batch", str(batch), "--max-length", str(args.max_length),
+                   "--threads", str(args.threads)]  # fmt: skip
+            env = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
+            proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 sys.exit(f"run {packing} failed:\n{proc.stderr[-3000:]}")
@@ -211,12 +225,12 @@ def main() -> None:
     results = [best[name] for name, _, _ in configs]
     base = results[0]["tokens_per_s"]
     print(
-        f"{'config':<30}{'batch':>6}{'tok/CPU-s':>11}{'tok/s wall':>11}{'padding':>9}{'peak RSS MiB':>14}"
+        f"{'config':<30}{'attention':>16}{'batch':>6}{'tok/CPU-s':>11}{'tok/s wall':>11}{'padding':>9}{'peak RSS MiB':>14}"
         f"{'speed-up':>10}"
     )
     for r in results:
         print(
-            f"{r['name']:<30}{r['batch']:>6}{r['tokens_per_s']:>11,.0f}{r['wall_tokens_per_s']:>11,.0f}"
+            f"{r['name']:<30}{r['attn']:>16}{r['batch']:>6}{r['tokens_per_s']:>11,.0f}{r['wall_tokens_per_s']:>11,.0f}"
             f"{r['padding_share']:>9.0%}"
             f"{r['peak_rss_mib']:>14,.0f}{r['tokens_per_s'] / base:>9.2f}x"
         )

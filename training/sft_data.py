@@ -183,3 +183,74 @@ class PackedRowsCollator:
             starts = torch.cumsum(torch.tensor([0, *row["seq_lengths"][:-1]]), 0)
             labels[i, starts] = IGNORE_INDEX
         return {"input_ids": input_ids, "labels": labels, "position_ids": position_ids}
+
+
+PACKED_ATTENTION = "eat_packed_sdpa"
+
+
+def packed_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+    """Variable-length attention for packed rows on kernels without a varlen mode (CPU SDPA).
+
+    SDPA with a block-diagonal mask still computes every row x row block: its cost grows with the square of the
+    packed row (512 tokens) although each chat only attends within itself (~130 tokens). Here the chats of a
+    batch (segments found where `position_ids` restart at 0) are sorted by length, gathered into groups of
+    similar length, right-padded, and run through causal SDPA group by group: cost ~ sum of chat length^2, and
+    no mask is built. Right padding inside a group is only visible to padding queries, whose output is dropped.
+    query [B, H, L, D], key/value [B, Hkv, L, D] -> [B, L, H, D], like transformers' sdpa_attention_forward.
+    """
+    import torch
+
+    position_ids = kwargs.get("position_ids")
+    if position_ids is None or attention_mask is not None or query.shape[2] != key.shape[2]:
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
+    batch, heads, length, dim = query.shape
+    groups = heads // key.shape[1]
+    q = query.transpose(1, 2).reshape(batch * length, heads, dim)
+    k = key.transpose(1, 2).reshape(batch * length, key.shape[1], dim)
+    v = value.transpose(1, 2).reshape(batch * length, key.shape[1], dim)
+    starts, lengths = _segments(position_ids.reshape(batch, length))
+    order = sorted(range(len(starts)), key=lambda i: lengths[i])
+    outputs, taken = [], []
+    for g in range(0, len(order), _GROUP):
+        members = order[g : g + _GROUP]
+        width = lengths[members[-1]]
+        offsets = torch.arange(width)
+        idx = torch.stack([starts[i] + offsets.clamp(max=lengths[i] - 1) for i in members])  # [G, width]
+        valid = offsets[None, :] < torch.tensor([lengths[i] for i in members])[:, None]
+        qg, kg, vg = (t[idx].transpose(1, 2) for t in (q, k, v))  # [G, H(kv), width, D]
+        if groups > 1:
+            kg, vg = kg.repeat_interleave(groups, 1), vg.repeat_interleave(groups, 1)
+        out = torch.nn.functional.scaled_dot_product_attention(
+            qg, kg, vg, dropout_p=dropout if module.training else 0.0, scale=scaling, is_causal=True
+        )
+        outputs.append(out.transpose(1, 2)[valid])  # [tokens, H, D]
+        taken.append(idx[valid])
+    inverse = torch.empty(batch * length, dtype=torch.long)
+    inverse[torch.cat(taken)] = torch.arange(batch * length)
+    return torch.cat(outputs)[inverse].reshape(batch, length, heads, dim), None
+
+
+_GROUP = 8  # chats per SDPA call: fewer calls vs less padding inside a group
+
+
+def _segments(position_ids) -> tuple[list[int], list[int]]:
+    """Flat start index and length of every run of positions 0, 1, 2, ... (a chat, or a row's padding tail)."""
+    import torch
+
+    batch, length = position_ids.shape
+    first = position_ids == 0
+    first[:, 0] = True
+    starts = torch.nonzero(first.reshape(-1)).flatten()
+    ends = torch.cat([starts[1:], torch.tensor([batch * length])])
+    # A segment never crosses a row end: split at row boundaries too (rows always start a segment above).
+    return starts.tolist(), (ends - starts).tolist()
+
+
+def register_packed_attention() -> str:
+    """Register `packed_sdpa_attention` with transformers (idempotent); returns its attn_implementation name."""
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(PACKED_ATTENTION, packed_sdpa_attention)
+    return PACKED_ATTENTION

@@ -147,14 +147,21 @@ def test_bfd_packing_gives_the_same_loss_as_separate_chats(tiny_lm):
     assert packed_loss.item() == pytest.approx(separate, rel=1e-4)
 
 
-def test_per_row_packing_gives_the_same_loss_as_separate_chats(tiny_lm):
-    """Our per-row bfd packing (used without flash attention): two rows, chats masked from each other."""
+@pytest.mark.parametrize("attn", ["sdpa", "eat_packed_sdpa"])
+def test_per_row_packing_gives_the_same_loss_as_separate_chats(tiny_lm, attn):
+    """Our per-row bfd packing (used without flash attention): two rows, chats masked from each other.
+
+    `sdpa` masks other chats with a block-diagonal mask; `eat_packed_sdpa` (what run_sft uses) attends within
+    each chat only. Both must give the loss of the chats run one by one.
+    """
     from datasets import Dataset
 
-    from training.sft_data import PackedRowsCollator, pack_rows
+    from training.sft_data import PackedRowsCollator, pack_rows, register_packed_attention
 
+    register_packed_attention()
     tok = AutoTokenizer.from_pretrained(tiny_lm)
-    model = AutoModelForCausalLM.from_pretrained(tiny_lm).eval()
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation=attn).eval()
+    assert model.config._attn_implementation == attn
     model.config.use_cache = False
     rows = [tokenize_chat(tok, r["messages"]) for r in align_chats(5, 0)[0]]
     longest = max(len(r["input_ids"]) for r in rows)
@@ -177,3 +184,77 @@ def test_per_row_packing_gives_the_same_loss_as_separate_chats(tiny_lm):
                 lg[0, :-1], torch.tensor(r["labels"][1:]), ignore_index=IGNORE_INDEX, reduction="sum"
             ).item()
     assert packed_loss.item() == pytest.approx(separate, rel=1e-4)
+
+
+def test_packed_attention_matches_separate_chats_in_loss_and_gradients(tiny_lm):
+    """Mean loss of a packed batch (eat_packed_sdpa) = mean over the chats' supervised tokens run separately,
+    and so are the gradients; rows of unequal fill (padding tails) and chats of many lengths included."""
+    from datasets import Dataset
+
+    from training.sft_data import PackedRowsCollator, pack_rows, register_packed_attention
+
+    tok = AutoTokenizer.from_pretrained(tiny_lm)
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm, attn_implementation=register_packed_attention())
+    model.config.use_cache = False
+    assert model.config.num_key_value_heads < model.config.num_attention_heads  # grouped-query path covered
+    train, _ = align_chats(11, 0)
+    rows = [tokenize_chat(tok, r["messages"]) for r in train]
+    # Varied lengths (cut chats, every token supervised) and whole chats (answer-only loss).
+    rows = [
+        {"input_ids": r["input_ids"][: 20 + 7 * i], "labels": r["input_ids"][: 20 + 7 * i]}
+        for i, r in enumerate(rows[:6])
+    ] + rows[6:]
+    packed = pack_rows(
+        Dataset.from_list(rows), max_length=max(len(r["input_ids"]) for r in rows) + 30, seed=1
+    )
+    batch = PackedRowsCollator(tok.pad_token_id)(list(packed))
+    assert batch["input_ids"].shape[0] >= 3 and (batch["input_ids"] == tok.pad_token_id).any()
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    model.zero_grad()
+    model(**batch).loss.backward()
+    packed_grads = [p.grad.clone() for p in params]
+    packed_loss = model(**batch).loss.item()
+
+    model.zero_grad()
+    total = sum(sum(x != IGNORE_INDEX for x in r["labels"][1:]) for r in rows)
+    separate = 0.0
+    for r in rows:
+        out = model(input_ids=torch.tensor([r["input_ids"]]))
+        loss = torch.nn.functional.cross_entropy(
+            out.logits[0, :-1], torch.tensor(r["labels"][1:]), ignore_index=IGNORE_INDEX, reduction="sum"
+        )
+        (loss / total).backward()
+        separate += loss.item() / total
+    assert packed_loss == pytest.approx(separate, rel=1e-5)
+    for got, want in zip(packed_grads, (p.grad for p in params), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
+def test_sft_with_packing_uses_packed_attention_and_saves_sdpa(tiny_lm, tmp_path):
+    """`data.packing: true` on SDPA trains with the packed kernel, and the saved model names plain sdpa."""
+    from transformers import TrainerCallback
+
+    from tests.training.conftest import make_recipe, write_sft_dataset
+    from training.sft import run_sft
+
+    seen = []
+
+    class Watch(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            seen.append(model.config._attn_implementation)
+
+    data = write_sft_dataset(tmp_path / "sft", 12, 2)
+    recipe = make_recipe(
+        tiny_lm, data, tmp_path / "run", "method=full", "data.packing=true", "training.max_steps=2"
+    )
+    metrics = run_sft(recipe, callbacks=[Watch()])
+    assert seen == ["eat_packed_sdpa"] * 2 and metrics["global_step"] == 2
+    import json
+
+    assert json.loads((tmp_path / "run" / "config.json").read_text()).get("_attn_implementation") in (
+        None,
+        "sdpa",
+    )
+    reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "run")
+    assert reloaded.config._attn_implementation == "sdpa"
