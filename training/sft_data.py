@@ -206,46 +206,59 @@ def packed_sdpa_attention(module, query, key, value, attention_mask, dropout=0.0
 
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout, scaling, **kwargs)
     batch, heads, length, dim = query.shape
-    groups = heads // key.shape[1]
+    repeat = heads // key.shape[1]
     q = query.transpose(1, 2).reshape(batch * length, heads, dim)
     k = key.transpose(1, 2).reshape(batch * length, key.shape[1], dim)
     v = value.transpose(1, 2).reshape(batch * length, key.shape[1], dim)
-    starts, lengths = _segments(position_ids.reshape(batch, length))
-    order = sorted(range(len(starts)), key=lambda i: lengths[i])
-    outputs, taken = [], []
-    for g in range(0, len(order), _GROUP):
-        members = order[g : g + _GROUP]
-        width = lengths[members[-1]]
-        offsets = torch.arange(width)
-        idx = torch.stack([starts[i] + offsets.clamp(max=lengths[i] - 1) for i in members])  # [G, width]
-        valid = offsets[None, :] < torch.tensor([lengths[i] for i in members])[:, None]
+    groups, inverse = _packed_plan(position_ids, batch, length, query.device)
+    outputs = []
+    for idx, valid in groups:
         qg, kg, vg = (t[idx].transpose(1, 2) for t in (q, k, v))  # [G, H(kv), width, D]
-        if groups > 1:
-            kg, vg = kg.repeat_interleave(groups, 1), vg.repeat_interleave(groups, 1)
+        if repeat > 1:
+            kg, vg = kg.repeat_interleave(repeat, 1), vg.repeat_interleave(repeat, 1)
         out = torch.nn.functional.scaled_dot_product_attention(
             qg, kg, vg, dropout_p=dropout if module.training else 0.0, scale=scaling, is_causal=True
         )
         outputs.append(out.transpose(1, 2)[valid])  # [tokens, H, D]
-        taken.append(idx[valid])
-    inverse = torch.empty(batch * length, dtype=torch.long)
-    inverse[torch.cat(taken)] = torch.arange(batch * length)
     return torch.cat(outputs)[inverse].reshape(batch, length, heads, dim), None
 
 
 _GROUP = 8  # chats per SDPA call: fewer calls vs less padding inside a group
+_plan_cache: list = [None, None]  # (position_ids, plan) of the last batch: every layer reuses it
 
 
-def _segments(position_ids) -> tuple[list[int], list[int]]:
-    """Flat start index and length of every run of positions 0, 1, 2, ... (a chat, or a row's padding tail)."""
+def _packed_plan(position_ids, batch: int, length: int, device):
+    """Gather indices [G, width] and validity masks per group of chats, and the permutation back.
+
+    Chats are runs of positions 0, 1, 2, ... (a row's padding tail forms one too); rows always start one.
+    """
     import torch
 
-    batch, length = position_ids.shape
-    first = position_ids == 0
+    if _plan_cache[0] is position_ids:
+        return _plan_cache[1]
+    first = position_ids.reshape(batch, length) == 0
     first[:, 0] = True
-    starts = torch.nonzero(first.reshape(-1)).flatten()
-    ends = torch.cat([starts[1:], torch.tensor([batch * length])])
-    # A segment never crosses a row end: split at row boundaries too (rows always start a segment above).
-    return starts.tolist(), (ends - starts).tolist()
+    starts_t = torch.nonzero(first.reshape(-1)).flatten()
+    ends = torch.cat([starts_t[1:], torch.tensor([batch * length], device=starts_t.device)])
+    starts, lengths = starts_t.tolist(), (ends - starts_t).tolist()
+    order = sorted(range(len(starts)), key=lambda i: lengths[i])
+    groups, taken = [], []
+    for g in range(0, len(order), _GROUP):
+        members = order[g : g + _GROUP]
+        offsets = torch.arange(lengths[members[-1]])
+        seg_len = torch.tensor([lengths[i] for i in members])
+        # Right padding repeats the chat's last token: only padding queries (dropped) can see it.
+        idx = torch.tensor([starts[i] for i in members])[:, None] + torch.minimum(
+            offsets[None], seg_len[:, None] - 1
+        )
+        valid = offsets[None, :] < seg_len[:, None]
+        groups.append((idx.to(device), valid.to(device)))
+        taken.append(idx[valid])
+    inverse = torch.empty(batch * length, dtype=torch.long)
+    inverse[torch.cat(taken)] = torch.arange(batch * length)
+    plan = (groups, inverse.to(device))
+    _plan_cache[:] = [position_ids, plan]
+    return plan
 
 
 def register_packed_attention() -> str:
