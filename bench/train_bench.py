@@ -17,8 +17,9 @@ all with the same recipe (--batch rows of up to --max-length tokens; only `data.
     budget; shows how much comes from skipping padding alone rather than from fuller steps).
 Configurations alternate over --repeats rounds and each keeps its best round (load only slows runs down).
 Each run uses --threads torch threads (default 1): with 2 OpenMP threads on a loaded 2-core machine, CPU time
-mostly counts threads spinning at barriers while their partner is descheduled, and that waste depends on
-op sizes, so it differs between configurations (it made packing look 0.7x); one thread measures the work.
+largely counts threads spinning at barriers while their partner is descheduled, and that waste depends on
+op sizes, so it differs between configurations; one thread measures the work. On an idle machine
+`--threads 2` shows the default setup (packing gained more there: 1.33x vs 1.08x in one pair of runs).
 Target: bfd packing >= 1.5x the tokens/s of no packing (same recipe).
 """
 
