@@ -181,8 +181,9 @@ def dump_header(path: str | Path) -> bytes:
 _worker_cfg: dict = {}
 
 
-class PageTimeout(Exception):
-    pass
+class PageTimeout(BaseException):
+    """Raised by SIGALRM inside a page's parse. A BaseException (like KeyboardInterrupt) so that no
+    `except Exception` in parsing code on the way can swallow it and let the page finish as a normal one."""
 
 
 def _on_alarm(signum, frame):
