@@ -13,6 +13,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -182,8 +183,8 @@ _worker_cfg: dict = {}
 
 
 class PageTimeout(BaseException):
-    """Raised by SIGALRM inside a page's parse. A BaseException (like KeyboardInterrupt) so that no
-    `except Exception` in parsing code on the way can swallow it and let the page finish as a normal one."""
+    """Raised by SIGALRM inside a page's parse; a BaseException (like KeyboardInterrupt) so that no
+    `except Exception` in parsing code on the way can catch it."""
 
 
 def _on_alarm(signum, frame):
@@ -217,15 +218,22 @@ def process_raw_pages(raws: list[bytes], wanted: frozenset[int] | None) -> tuple
                 found.add(pid)
             continue
         found.add(page.page_id)
+        start = time.monotonic()
         try:
             if alarm:
-                signal.setitimer(signal.ITIMER_REAL, timeout)
+                # The alarm repeats every 50 ms: an exception raised while Python runs a __del__ (e.g. during
+                # garbage collection) is swallowed, so one alarm alone could be lost.
+                signal.setitimer(signal.ITIMER_REAL, timeout, 0.05)
             try:
                 res = process_page(page.title, page.text, lang, variant)
             finally:
                 if alarm:
                     signal.setitimer(signal.ITIMER_REAL, 0)
+            if alarm and time.monotonic() - start > timeout:
+                raise PageTimeout  # every alarm was swallowed; the page still ran over its limit
         except PageTimeout:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
             counts["timeout"] += 1
             continue
         except NoSentence:

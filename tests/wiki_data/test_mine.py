@@ -320,3 +320,29 @@ def test_index_written_by_helper_matches_pages(ja_multi):
         fh.seek(streams[0].offset)
         first = bz2.BZ2Decompressor().decompress(fh.read(streams[0].length))
     assert first.lstrip().startswith(b"<page>") and first.count(b"<page>") == 20
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_page_timeout_survives_an_alarm_swallowed_in_a_destructor(monkeypatch):
+    """An alarm that fires while a __del__ runs (e.g. during garbage collection) is swallowed by Python;
+    the page must still be counted as timed out, not finish as a normal page."""
+    import time as _time
+
+    import wiki_data.lead
+    from wiki_data.pages import init_worker, process_raw_pages
+
+    class SlowToDelete:
+        def __del__(self):
+            end = _time.monotonic() + 0.4
+            while _time.monotonic() < end:
+                pass
+
+    def process_page(title, text, lang, variant=None):
+        SlowToDelete()  # deleted at once: the alarm at 0.1 s fires inside __del__
+        return wiki_data.lead.LeadResult(surface=title, sentence=f"{title} is a page.", infobox_type=None)
+
+    monkeypatch.setattr(wiki_data.lead, "process_page", process_page)
+    init_worker("en", None, 0.1)
+    raw = b"<page><title>T</title><ns>0</ns><id>1</id><revision><id>2</id><text>x</text></revision></page>"
+    rows, counts = process_raw_pages([raw], None)
+    assert rows == [] and counts["timeout"] == 1
