@@ -18,10 +18,9 @@ from training.config import NERTaggerRecipe
 from training.loading import check_model_path, load_tokenizer, resolve_precision
 from training.ner_format import format_entities, parse_entities, spans_to_entities
 from training.runs import (
-    clear_oom,
     model_card,
-    resume_checkpoint,
     tensorboard_into,
+    train_and_evaluate,
     training_arguments,
     write_run_files,
 )
@@ -179,17 +178,9 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
         callbacks=callbacks,
     )
     tensorboard_into(trainer, t.output_dir)
-    resume = resume_checkpoint(t.output_dir, t.resume)
-    with clear_oom(t.output_dir, "training the NER tagger"):
-        result = trainer.train(resume_from_checkpoint=resume)
-        metrics: dict[str, Any] = {
-            "train_loss": result.training_loss,
-            "global_step": result.global_step,
-            "world_size": state.num_processes,
-        }
-        if eval_ds is not None:
-            ev = trainer.evaluate()
-            metrics.update({k: v for k, v in ev.items() if k.startswith("eval_")})
+    metrics = train_and_evaluate(
+        trainer, t.output_dir, t.resume, eval_ds is not None, "training the NER tagger"
+    )
     trainer.save_model(t.output_dir)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(t.output_dir)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -17,6 +18,9 @@ from eat.errors import UserError
 from training.loading import on_gpu
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+log = logging.getLogger(__name__)
 
 
 def complete_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -181,3 +185,29 @@ def training_arguments(recipe, precision: str, has_eval: bool) -> dict[str, Any]
         "ddp_find_unused_parameters": False,
         "remove_unused_columns": True,
     }
+
+
+def train_and_evaluate(
+    trainer, output_dir: str | Path, resume_mode: str, evaluate: bool, what: str
+) -> dict[str, Any]:
+    """Train (resuming from the newest complete checkpoint), then evaluate once; the run's metrics.
+
+    Shared by the SFT and NER-tagger trainers so both report the same keys and handle OOM the same way.
+    """
+    from accelerate import PartialState
+
+    state = PartialState()
+    resume = resume_checkpoint(output_dir, resume_mode)
+    if resume and state.is_main_process:
+        log.info("resuming from %s", resume)
+    with clear_oom(output_dir, what):
+        result = trainer.train(resume_from_checkpoint=resume)
+        metrics: dict[str, Any] = {
+            "train_loss": result.training_loss,
+            "global_step": result.global_step,
+            "world_size": state.num_processes,
+        }
+        if evaluate:
+            ev = trainer.evaluate()
+            metrics.update({k: v for k, v in ev.items() if k.startswith("eval_")})
+    return metrics

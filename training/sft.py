@@ -17,11 +17,10 @@ from eat.errors import UserError
 from training.config import SFTRecipe
 from training.loading import check_4bit, load_causal_lm, load_tokenizer, on_gpu, resolve_precision
 from training.runs import (
-    clear_oom,
     model_card,
     refuse_broken_distributed,
-    resume_checkpoint,
     tensorboard_into,
+    train_and_evaluate,
     training_arguments,
     write_run_files,
 )
@@ -140,21 +139,10 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
         callbacks=callbacks,
     )
     tensorboard_into(trainer, t.output_dir)
-    resume = resume_checkpoint(t.output_dir, t.resume)
-    if resume and state.is_main_process:
-        log.info("resuming from %s", resume)
-    with clear_oom(t.output_dir, "training"):
-        result = trainer.train(resume_from_checkpoint=resume)
-        metrics: dict[str, Any] = {
-            "train_loss": result.training_loss,
-            "global_step": result.global_step,
-            "world_size": state.num_processes,
-        }
-        if d.eval_split:
-            ev = trainer.evaluate()
-            metrics.update({k: v for k, v in ev.items() if k.startswith("eval_")})
-            if "eval_loss" in ev and math.isfinite(ev["eval_loss"]):
-                metrics["eval_perplexity"] = math.exp(min(ev["eval_loss"], 50.0))
+    metrics = train_and_evaluate(trainer, t.output_dir, t.resume, bool(d.eval_split), "training")
+    loss = metrics.get("eval_loss")
+    if loss is not None and math.isfinite(loss):
+        metrics["eval_perplexity"] = math.exp(min(loss, 50.0))
     if restore_attn:  # the saved model must not name an attention function registered only in this process
         model.set_attn_implementation(restore_attn)
     trainer.save_model(t.output_dir)
