@@ -15,6 +15,7 @@ from typing import Any
 
 from eat.errors import UserError
 from training.config import SFTRecipe
+from training.lm_head import compact_lm_head_on_cpu
 from training.loading import check_4bit, load_causal_lm, load_tokenizer, on_gpu, resolve_precision
 from training.runs import (
     model_card,
@@ -64,6 +65,8 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
     state = PartialState()
     if recipe.method == "qlora":
         check_4bit("cuda" if gpu else "cpu")
+    if not gpu and not compact_lm_head_on_cpu():
+        log.warning("this TRL release scores every position through the LM head on CPU (slower, same result)")
 
     splits = [d.train_split] + ([d.eval_split] if d.eval_split else [])
     data = load_sft_splits(d.path, splits)
