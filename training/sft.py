@@ -115,12 +115,13 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
     trl_packing = d.packing and (d.packing_strategy == "wrapped" or varlen)
     if d.packing and not trl_packing:
         tokenized = {split: pack_rows(ds, d.max_length, t.seed) for split, ds in tokenized.items()}
-        collator = PackedRowsCollator(tokenizer.pad_token_id)
         if model.config._attn_implementation == "sdpa" and model._can_set_attn_implementation():
             # SDPA would attend over whole packed rows under a block-diagonal mask (cost ~ row length^2);
             # the packed kernel attends within each chat only (cost ~ chat length^2), same result.
             model.set_attn_implementation(register_packed_attention())
             restore_attn = "sdpa"
+        # The packed kernel finds chats by their position ids, so a batch can be one row with no padding.
+        collator = PackedRowsCollator(tokenizer.pad_token_id, flatten=restore_attn is not None)
     args = SFTConfig(
         **training_arguments(recipe, precision, d.eval_split is not None),
         max_length=d.max_length,

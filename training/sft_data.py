@@ -160,14 +160,22 @@ class PackedRowsCollator:
     No attention_mask is returned on purpose: transformers then reads the restarting position ids as packed
     sequences and masks attention between chats of a row. Padding sits at the end of a row, where causal
     attention keeps it invisible to real tokens, and it carries no loss.
+
+    `flatten=True` (for `packed_sdpa_attention`, which attends within each chat wherever it sits) joins the
+    rows of a batch into one row without padding: the ~5% of a batch that row tails would pad is not computed.
     """
 
-    def __init__(self, pad_token_id: int):
+    def __init__(self, pad_token_id: int, flatten: bool = False):
         self.pad_token_id = pad_token_id
+        self.flatten = flatten
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
+        if self.flatten:
+            rows = [
+                {key: [x for row in rows for x in row[key]] for key in ("input_ids", "labels", "seq_lengths")}
+            ]
         width = max(len(r["input_ids"]) for r in rows)
         input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
         labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)

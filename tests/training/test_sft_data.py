@@ -186,9 +186,10 @@ def test_per_row_packing_gives_the_same_loss_as_separate_chats(tiny_lm, attn):
     assert packed_loss.item() == pytest.approx(separate, rel=1e-4)
 
 
-def test_packed_attention_matches_separate_chats_in_loss_and_gradients(tiny_lm):
+@pytest.mark.parametrize("flatten", [False, True], ids=["rows", "one-row"])
+def test_packed_attention_matches_separate_chats_in_loss_and_gradients(tiny_lm, flatten):
     """Mean loss of a packed batch (eat_packed_sdpa) = mean over the chats' supervised tokens run separately,
-    and so are the gradients; rows of unequal fill (padding tails) and chats of many lengths included."""
+    and so are the gradients; rows of unequal fill (padding tails) or one padding-free row of all chats."""
     from datasets import Dataset
 
     from training.sft_data import PackedRowsCollator, pack_rows, register_packed_attention
@@ -207,8 +208,11 @@ def test_packed_attention_matches_separate_chats_in_loss_and_gradients(tiny_lm):
     packed = pack_rows(
         Dataset.from_list(rows), max_length=max(len(r["input_ids"]) for r in rows) + 30, seed=1
     )
-    batch = PackedRowsCollator(tok.pad_token_id)(list(packed))
-    assert batch["input_ids"].shape[0] >= 3 and (batch["input_ids"] == tok.pad_token_id).any()
+    batch = PackedRowsCollator(tok.pad_token_id, flatten=flatten)(list(packed))
+    if flatten:
+        assert batch["input_ids"].shape == (1, sum(len(r["input_ids"]) for r in rows))
+    else:
+        assert batch["input_ids"].shape[0] >= 3 and (batch["input_ids"] == tok.pad_token_id).any()
     params = [p for p in model.parameters() if p.requires_grad]
 
     model.zero_grad()
