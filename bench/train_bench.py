@@ -9,18 +9,21 @@ trained on the same texts) is trained with TRL's SFTTrainer exactly as `eat trai
 masks), each configuration in its own process. Printed: real (non-padding) tokens per CPU-second of the
 process (the comparison: on a shared machine, wall time mostly measures other people's load) and per wall
 second, padding share, and peak resident memory of the process, for
-  - baseline: no packing (TRL's default: pad each batch to its longest chat),
-  - ours: `data.packing: true` with the 'bfd' strategy (whole chats, padding-free, position ids restart),
+  - TRL's CPU default: no packing, and the LM head scores every position (training.lm_head turned off),
+  - baseline: no packing (pad each batch to its longest chat; supervised positions only through the head),
+  - ours: `data.packing: true` with the 'bfd' strategy (whole chats, one padding-free row per batch, attention
+    within each chat),
   - ours: 'wrapped' packing (stream cut at max_length) for reference,
-all with the same recipe (--batch rows of up to --max-length tokens; only `data.packing` changes), and
   - bfd with fewer rows so that a step holds as many tokens as an unpadded no-packing step (equal token
-    budget; shows how much comes from skipping padding alone rather than from fuller steps).
+    budget; shows how much comes from skipping padding alone rather than from fuller steps),
+all with the same recipe (--batch rows of up to --max-length tokens; only `data.packing` changes), and then
+no packing vs bfd packing at each batch size of --sweep: padding to the longest chat of a batch wastes more
+as batches grow, so the gain from packing depends on the batch size.
 Configurations alternate over --repeats rounds and each keeps its best round (load only slows runs down).
 Each run uses --threads torch threads (default 1): with 2 OpenMP threads on a loaded 2-core machine, CPU time
 largely counts threads spinning at barriers while their partner is descheduled, and that waste depends on
-op sizes, so it differs between configurations; one thread measures the work. On an idle machine
-`--threads 2` shows the default setup (packing gained more there: 1.33x vs 1.08x in one pair of runs).
-Target: bfd packing >= 1.5x the tokens/s of no packing (same recipe).
+op sizes, so it differs between configurations; one thread measures the work.
+Target: bfd packing >= 1.5x the tokens/s of no packing (same recipe, --batch).
 """
 
 from __future__ import annotations
@@ -78,12 +81,18 @@ def prepare(work: Path, n_chats: int) -> None:
     DatasetDict({"train": Dataset.from_list(chats)}).save_to_disk(str(work / "data"))
 
 
-def run_one(work: Path, packing: str, steps: int, batch: int, max_length: int, threads: int) -> dict:
+def run_one(
+    work: Path, packing: str, steps: int, batch: int, max_length: int, threads: int, full_head: bool
+) -> dict:
     """One training run in this process; prints a JSON line with tokens/s and peak RSS."""
     os.environ["EAT_NO_PROGRESS"] = "1"
     import torch
 
     torch.set_num_threads(threads)
+    if full_head:  # TRL's own CPU behaviour: every position through the LM head
+        import training.sft
+
+        training.sft.compact_lm_head_on_cpu = lambda: True
     from transformers import TrainerCallback
 
     from eat.config import validate
@@ -172,11 +181,17 @@ def main() -> None:
     ap.add_argument(
         "--packed-batch", type=int, default=None, help="rows of max_length tokens per packed step"
     )
+    ap.add_argument(
+        "--sweep", default="4,8,16", help="batch sizes for no packing vs packing (comma-separated; '' skips)"
+    )
     ap.add_argument("--work-dir", type=Path, default=None)
     ap.add_argument("--_child", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--_full-head", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._child:
-        result = run_one(args.work_dir, args._child, args.steps, args.batch, args.max_length, args.threads)
+        result = run_one(
+            args.work_dir, args._child, args.steps, args.batch, args.max_length, args.threads, args._full_head
+        )
         print("RESULT " + json.dumps(result))
         return
 
@@ -203,45 +218,76 @@ def main() -> None:
     packed_batch = args.packed_batch or max(1, round(args.batch * statistics.mean(lengths) / args.max_length))
     # Configurations alternate over --repeats rounds; the best round of each is kept (a busy machine only
     # ever makes a run slower, so the best round is the least disturbed one).
-    configs = [  # (name, packing, batch rows)
-        ("baseline: no packing", "none", args.batch),
-        ("ours: packing bfd", "bfd", args.batch),
-        ("ours: packing wrapped", "wrapped", args.batch),
-        ("ours: bfd, equal tokens/step", "bfd", packed_batch),
+    sweep = [int(b) for b in args.sweep.split(",") if b.strip()]
+    configs = [  # (name, packing, batch rows, LM head over every position)
+        ("TRL CPU default: no packing", "none", args.batch, True),
+        ("baseline: no packing", "none", args.batch, False),
+        ("ours: packing bfd", "bfd", args.batch, False),
+        ("ours: packing wrapped", "wrapped", args.batch, False),
+        ("ours: bfd, equal tokens/step", "bfd", packed_batch, False),
     ]
+    for b in sweep:
+        if b != args.batch:
+            configs += [
+                (f"no packing, batch {b}", "none", b, False),
+                (f"packing bfd, batch {b}", "bfd", b, False),
+            ]
     best: dict[str, dict] = {}
+    rounds: dict[str, list[float]] = {}
     for _ in range(args.repeats):
-        for name, packing, batch in configs:
+        for name, packing, batch, full_head in configs:
             cmd = [sys.executable, __file__, "--_child", packing, "--work-dir", str(work), "--steps",
                    str(args.steps), "--batch", str(batch), "--max-length", str(args.max_length),
-                   "--threads", str(args.threads)]  # fmt: skip
+                   "--threads", str(args.threads)] + (["--_full-head"] if full_head else [])  # fmt: skip
             env = os.environ | {"OMP_NUM_THREADS": str(args.threads)}
             proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
             line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
-                sys.exit(f"run {packing} failed:\n{proc.stderr[-3000:]}")
+                sys.exit(f"run {name} failed:\n{proc.stderr[-3000:]}")
             r = json.loads(line[7:]) | {"name": name}
+            rounds.setdefault(name, []).append(r["tokens_per_s"])
             if name not in best or r["tokens_per_s"] > best[name]["tokens_per_s"]:
                 best[name] = r
-    results = [best[name] for name, _, _ in configs]
-    base = results[0]["tokens_per_s"]
+    results = [best[c[0]] for c in configs]
+    base = best["baseline: no packing"]["tokens_per_s"]
     print(
         f"{'config':<30}{'attention':>16}{'batch':>6}{'tok/CPU-s':>11}{'tok/s wall':>11}{'padding':>9}{'peak RSS MiB':>14}"
-        f"{'speed-up':>10}"
+        f"{'vs baseline':>12}"
     )
-    for r in results:
+    for r in results[:5]:
         print(
             f"{r['name']:<30}{r['attn']:>16}{r['batch']:>6}{r['tokens_per_s']:>11,.0f}{r['wall_tokens_per_s']:>11,.0f}"
             f"{r['padding_share']:>9.0%}"
-            f"{r['peak_rss_mib']:>14,.0f}{r['tokens_per_s'] / base:>9.2f}x"
+            f"{r['peak_rss_mib']:>14,.0f}{r['tokens_per_s'] / base:>11.2f}x"
         )
-    speedup = results[1]["tokens_per_s"] / base
-    # Skipping padding alone can gain at most this much when a token costs the same packed or not; more needs
-    # cheaper tokens (attention within chats only, fewer steps for the same tokens).
-    bound = (1 - results[1]["padding_share"]) / (1 - results[0]["padding_share"])
-    print(f"padding bound (1 - padding packed) / (1 - padding unpacked): {bound:.2f}x")
+    unpacked, packed = best["baseline: no packing"], best["ours: packing bfd"]
+    speedup = packed["tokens_per_s"] / base
+    head = best["TRL CPU default: no packing"]["tokens_per_s"]
+    print(f"supervised-only LM head vs every position (no packing): {base / head:.2f}x")
+    spread = {
+        n: f"{min(v):,.0f}-{max(v):,.0f}"
+        for n, v in rounds.items()
+        if n in (unpacked["name"], packed["name"])
+    }
     print(
-        f"target: bfd packing >= 1.5x no packing -> {speedup:.2f}x {'MET' if speedup >= 1.5 else 'NOT MET'}"
+        f"tok/CPU-s over {args.repeats} rounds (min-max): "
+        + "; ".join(f"{n}: {v}" for n, v in spread.items())
+    )
+    if sweep:
+        print(f"{'batch':>6}{'padding unpacked':>18}{'tok/CPU-s unpacked':>20}{'tok/CPU-s packed':>18}"
+              f"{'packing gain':>14}{'padding bound':>15}")  # fmt: skip
+        for b in sweep:
+            u = unpacked if b == args.batch else best[f"no packing, batch {b}"]
+            p = packed if b == args.batch else best[f"packing bfd, batch {b}"]
+            # Skipping padding alone gains at most this much when a token costs the same packed or not.
+            bound = (1 - p["padding_share"]) / (1 - u["padding_share"])
+            print(
+                f"{b:>6}{u['padding_share']:>18.0%}{u['tokens_per_s']:>20,.0f}{p['tokens_per_s']:>18,.0f}"
+                f"{p['tokens_per_s'] / u['tokens_per_s']:>13.2f}x{bound:>14.2f}x"
+            )
+    print(
+        f"target: bfd packing >= 1.5x no packing at batch {args.batch} -> {speedup:.2f}x "
+        f"{'MET' if speedup >= 1.5 else 'NOT MET'}"
     )
 
 
