@@ -22,9 +22,11 @@ from eat.errors import UserError
 from wiki_data.typing_rules import TYPE_PRIORITY, class_types
 
 log = logging.getLogger(__name__)
-_ID = re.compile(r'"id"\s*:\s*"([QP]\d+)"')
+_ID = re.compile(r'"id"\s*:\s*"([^"]+)"')
 _CLAIMS = re.compile(r'"claims"\s*:\s*\{')
 _PROP = {p: re.compile(r'"' + p + r'"\s*:\s*\[') for p in ("P31", "P279")}
+# JSON strings (skipped whole, so braces inside labels do not count) or brackets.
+_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
 _DECODER = json.JSONDecoder()
 MAX_DEPTH = 12
 
@@ -96,15 +98,39 @@ def _claim_ids(line: str, start: int, prop: str) -> list[str]:
         return out
 
 
+def _top_level_id(line: str) -> str | None:
+    """The `"id"` of the entity object itself, not one of a nested object.
+
+    Wikidata writes `"type"` and `"id"` first, so the first match is almost always it and only a short prefix
+    is scanned; dumps re-serialised with sorted keys put `"claims"` (full of `"id"` keys) before `"id"`.
+    """
+    depth, pos = 0, 0
+    for m in _ID.finditer(line):
+        for tok in _NESTING.finditer(line, pos, m.start()):
+            c = tok.group()
+            if c in "{[":
+                depth += 1
+            elif c in "}]":
+                depth -= 1
+        pos = m.start()
+        if depth == 1:
+            return m.group(1)
+    return None
+
+
 def parse_entity(line: str) -> tuple[str, list[str], list[str]] | None:
-    """(qid, P31 values, P279 values) of one entity line; None if it is not an entity."""
-    m = _ID.search(line)
-    if m is None:
+    """(entity id, P31 values, P279 values) of one entity line; None if it is not an entity.
+
+    Only items (Q) and properties (P) are read for claims (in those, `"claims"` is a key of the entity object
+    only); other entities such as lexemes, whose senses nest their own claims, come back without any.
+    """
+    eid = _top_level_id(line)
+    if eid is None:
         return None
-    claims = _CLAIMS.search(line)
+    claims = _CLAIMS.search(line) if eid[:1] in ("Q", "P") else None
     if claims is None:
-        return m.group(1), [], []
-    return m.group(1), _claim_ids(line, claims.end(), "P31"), _claim_ids(line, claims.end(), "P279")
+        return eid, [], []
+    return eid, _claim_ids(line, claims.end(), "P31"), _claim_ids(line, claims.end(), "P279")
 
 
 def _parse_batch(batch: list[tuple[int, str]]) -> tuple[list[tuple[str, tuple, tuple]], list[int]]:
@@ -169,8 +195,17 @@ class ClassResolver:
 
 
 def build_types(cfg: TypesConfig) -> dict:
-    """Stream the dump once, write OUT (qid, type, class); returns counts."""
+    """Stream the dump once, write OUT (qid, type, class) sorted by qid; returns counts.
+
+    Memory: P31 edges of every item are kept until the P279 graph is complete (a class can come after its
+    instances in the dump), as two arrays of 32-bit Q numbers: ~8 bytes per edge, ~1 GB for a full dump's
+    ~120M edges, where a dict of tuples of strings took ~20 GB. The P279 graph (a few million edges) stays a
+    dict of strings for the resolver.
+    """
+    from array import array
+
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from eat.console import make_progress
@@ -178,7 +213,10 @@ def build_types(cfg: TypesConfig) -> dict:
 
     if not cfg.wikidata.is_file():
         raise UserError("Wikidata dump not found", path=cfg.wikidata)
-    instance_of: dict[str, tuple[str, ...]] = {}
+    edge_item, edge_class = (
+        array("I"),
+        array("I"),
+    )  # item Q number, P31 class Q number; an item's edges adjacent
     subclass_of: dict[str, tuple[str, ...]] = {}
     entities = bad = 0
     lines = iter_entity_lines(cfg.wikidata)
@@ -193,8 +231,12 @@ def build_types(cfg: TypesConfig) -> dict:
             bar = progress.add_task("wikidata entities", total=None, unit="entities")
             for batch_out, batch_bad in results:
                 for qid, p31, p279 in batch_out:
-                    if p31:
-                        instance_of[qid] = p31
+                    if p31 and qid[0] == "Q":  # properties are never Wikipedia articles
+                        item = int(qid[1:])
+                        for cls in p31:
+                            if cls[:1] == "Q" and cls[1:].isdigit():
+                                edge_item.append(item)
+                                edge_class.append(int(cls[1:]))
                     if p279:
                         subclass_of[qid] = p279
                 bad += len(batch_bad)
@@ -206,18 +248,44 @@ def build_types(cfg: TypesConfig) -> dict:
             pool.terminate()
             pool.join()
     resolver = ClassResolver(subclass_of)
-    qids, types, classes = [], [], []
-    for qid in sorted(instance_of, key=lambda q: int(q[1:])):
-        etype, cls = resolver.item_type(instance_of[qid])
-        if etype is not None:
-            qids.append(qid)
-            types.append(etype)
-            classes.append(cls)
-    table = pa.table({"qid": qids, "type": types, "class": classes})
+    by_class: dict[int, tuple[int, int, str | None, str | None]] = {}  # resolver answers by Q number
+    out_item, out_type, out_class = array("I"), array("B"), array("I")
+    i, n_edges = 0, len(edge_item)
+    while i < n_edges:
+        item, best = edge_item[i], None
+        while (
+            i < n_edges and edge_item[i] == item
+        ):  # first-listed (preferred) class wins ties, as in item_type
+            cls = edge_class[i]
+            hit = by_class.get(cls)
+            if hit is None:
+                hit = by_class[cls] = resolver.resolve(f"Q{cls}")
+            if best is None or (hit[0], hit[1]) < (best[0], best[1]):
+                best = hit
+            i += 1
+        if best is not None and best[2] is not None:
+            out_item.append(item)
+            out_type.append(TYPE_PRIORITY.index(best[2]))
+            out_class.append(int(best[3][1:]))
+    del edge_item, edge_class
+    order = pc.sort_indices(pa.array(out_item, pa.uint32()))
+    number = pa.array(out_item, pa.uint32()).take(order)
+    codes = pa.array(out_type, pa.uint8()).take(order)
+
+    def q_ids(numbers: pa.Array) -> pa.Array:
+        return pc.binary_join_element_wise(pa.scalar("Q"), pc.cast(numbers, pa.string()), "")
+
+    table = pa.table(
+        {
+            "qid": q_ids(number),
+            "type": pa.DictionaryArray.from_arrays(codes, pa.array(TYPE_PRIORITY)).dictionary_decode(),
+            "class": q_ids(pa.array(out_class, pa.uint32()).take(order)),
+        }
+    )
     with atomic_path(cfg.out) as tmp:
         pq.write_table(table, tmp, compression="zstd")
-    counts = {"entities_with_p31_or_p279": entities, "typed": len(qids), "unparsable_lines": bad}
-    for t in TYPE_PRIORITY:
-        counts[t] = types.count(t)
-    log.info(f"typed {len(qids):,} items ({', '.join(f'{t} {counts[t]:,}' for t in TYPE_PRIORITY)})")
+    counts = {"entities_with_p31_or_p279": entities, "typed": len(table), "unparsable_lines": bad}
+    for code, t in enumerate(TYPE_PRIORITY):
+        counts[t] = out_type.count(code)
+    log.info(f"typed {len(table):,} items ({', '.join(f'{t} {counts[t]:,}' for t in TYPE_PRIORITY)})")
     return counts

@@ -104,3 +104,23 @@ def test_shipped_mappings():
 def test_missing_dump(tmp_path):
     with pytest.raises(UserError, match="not found"):
         build_types(TypesConfig(wikidata=tmp_path / "nope.json.gz", out=tmp_path / "t.parquet"))
+
+
+def test_parse_entity_whatever_the_key_order():
+    """A dump re-serialised with sorted keys puts claims (full of "id" keys) before the entity's own id."""
+    ent = {
+        "type": "item",
+        "id": "Q64",
+        "labels": {"en": {"language": "en", "value": 'a "quoted" {brace} label'}},
+        "claims": {"P31": [claim("P31", "Q515") | {"id": "Q64$6f1c"}], "P279": [claim("P279", "Q486972")]},
+    }
+    want = ("Q64", ["Q515"], ["Q486972"])
+    assert parse_entity(json.dumps(ent, separators=(",", ":"))) == want
+    assert parse_entity(json.dumps(ent, sort_keys=True)) == want
+    lexeme = {
+        "type": "lexeme",
+        "id": "L7",
+        "senses": [{"id": "L7-S1", "claims": {"P31": [claim("P31", "Q5")]}}],
+    }
+    assert parse_entity(json.dumps(lexeme, sort_keys=True)) == ("L7", [], [])
+    assert parse_entity('{"type":"item","labels":{}}') is None
