@@ -206,6 +206,9 @@ def test_missing_files_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists() or not list((tmp_path / "o").iterdir())
 
 
+# A page's timeout alarm may fire inside some object's __del__, where Python prints and drops the exception;
+# the miner still counts the page as timed out (wiki_data.pages), so the printed warning is expected here.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_broken_and_pathological_pages_are_counted(tmp_path):
     def page(pid: int, title: str, text: str) -> str:
         return (
