@@ -74,6 +74,12 @@ class EvalRecipe(StrictModel):
     device: str | None = Field(
         None, description="torch device for hf models (default: cuda if available, else cpu)."
     )
+    kv_cache_gib: float = Field(
+        2.0,
+        ge=0,
+        description="Most GiB of KV cache the hf backend keeps between a chat's turns, so a later turn "
+        "does not re-read its history (0: keep none; same replies either way).",
+    )
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype (hf)."
     )

@@ -34,6 +34,8 @@ def make_backend(cfg: EvalRecipe) -> ChatBackend:
             device=cfg.device,
             dtype=cfg.dtype,
             trust_remote_code=cfg.trust_remote_code,
+            reuse_kv=cfg.kv_cache_gib > 0,
+            kv_reuse_bytes=int(cfg.kv_cache_gib * 1024**3),
         )
     if cfg.backend == "openai":
         from evaluation.backends.openai_compat import OpenAIBackend

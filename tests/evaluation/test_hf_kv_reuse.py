@@ -50,3 +50,19 @@ def test_kv_reuse_with_replies_cut_by_eos(tmp_path, tiny_lm):
     reused, single = (_run(b, tiny_lm, tmp_path) for b in backends)
     assert reused == single
     assert reused[0]["s0"][0] == first_reply  # cut at the EOS (a plain token here, so kept in the text)
+
+
+def test_kv_cache_budget_is_a_recipe_key(tmp_path, tiny_lm):
+    """`kv_cache_gib` reaches the backend: 0 turns reuse off, a tiny budget keeps fewer chats, same replies."""
+    from evaluation.backends import make_backend
+
+    def backend(gib: float) -> HFBackend:
+        cfg = EvalRecipe(model=str(tiny_lm), data="x", lang="zh", out=str(tmp_path), kv_cache_gib=gib)
+        return make_backend(cfg)
+
+    off, small, default = backend(0), backend(1e-3), backend(2.0)
+    assert not off.reuse_kv and default.kv_reuse_bytes == 2 * 1024**3
+    replies = [_run(b, tiny_lm, tmp_path) for b in (off, small, default)]
+    assert replies[0] == replies[1] == replies[2]
+    assert off.stats["reused_tokens"] == 0
+    assert 0 < small.stats["reused_tokens"] < default.stats["reused_tokens"]
