@@ -185,6 +185,9 @@ def main() -> None:
         "--sweep", default="4,8,16", help="batch sizes for no packing vs packing (comma-separated; '' skips)"
     )
     ap.add_argument("--work-dir", type=Path, default=None)
+    ap.add_argument(
+        "--out", type=Path, default=None, help="folder for train_bench.md and .png (default: the work dir)"
+    )
     ap.add_argument("--_child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--_full-head", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -208,12 +211,13 @@ def main() -> None:
         len(tokenize_chat(tok, r["messages"])["input_ids"])
         for r in load_from_disk(str(work / "data"))["train"]
     ]
-    print(
+    header = (
         f"{len(lengths)} align chats from {CORPUS}: tokens median {statistics.median(lengths):.0f}, "
         f"mean {statistics.mean(lengths):.0f}, max {max(lengths)} ({sum(x > args.max_length for x in lengths)} cut "
         f"at max_length {args.max_length}); batch {args.batch}, {args.steps} steps (first not timed), CPU fp32, "
         f"{args.threads} torch thread(s)"
     )
+    print(header)
     # Same token budget per step: a packed row holds ~max_length tokens, an unpacked row one chat.
     packed_batch = args.packed_batch or max(1, round(args.batch * statistics.mean(lengths) / args.max_length))
     # Configurations alternate over --repeats rounds; the best round of each is kept (a busy machine only
@@ -250,45 +254,123 @@ def main() -> None:
                 best[name] = r
     results = [best[c[0]] for c in configs]
     base = best["baseline: no packing"]["tokens_per_s"]
-    print(
-        f"{'config':<30}{'attention':>16}{'batch':>6}{'tok/CPU-s':>11}{'tok/s wall':>11}{'padding':>9}{'peak RSS MiB':>14}"
-        f"{'vs baseline':>12}"
-    )
-    for r in results[:5]:
-        print(
-            f"{r['name']:<30}{r['attn']:>16}{r['batch']:>6}{r['tokens_per_s']:>11,.0f}{r['wall_tokens_per_s']:>11,.0f}"
-            f"{r['padding_share']:>9.0%}"
-            f"{r['peak_rss_mib']:>14,.0f}{r['tokens_per_s'] / base:>11.2f}x"
-        )
     unpacked, packed = best["baseline: no packing"], best["ours: packing bfd"]
     speedup = packed["tokens_per_s"] / base
     head = best["TRL CPU default: no packing"]["tokens_per_s"]
-    print(f"supervised-only LM head vs every position (no packing): {base / head:.2f}x")
-    spread = {
-        n: f"{min(v):,.0f}-{max(v):,.0f}"
+    table = [
+        {
+            "config": r["name"],
+            "attention": r["attn"],
+            "batch": r["batch"],
+            "tok/CPU-s": f"{r['tokens_per_s']:,.0f}",
+            "tok/s wall": f"{r['wall_tokens_per_s']:,.0f}",
+            "padding": f"{r['padding_share']:.0%}",
+            "peak RSS MiB": f"{r['peak_rss_mib']:,.0f}",
+            "vs baseline": f"{r['tokens_per_s'] / base:.2f}x",
+        }
+        for r in results[:5]
+    ]
+    gains = []
+    for b in sweep:
+        u = unpacked if b == args.batch else best[f"no packing, batch {b}"]
+        p = packed if b == args.batch else best[f"packing bfd, batch {b}"]
+        # Skipping padding alone gains at most this much when a token costs the same packed or not.
+        bound = (1 - p["padding_share"]) / (1 - u["padding_share"])
+        gains.append((b, u["padding_share"], u["tokens_per_s"], p["tokens_per_s"], bound))
+    sweep_table = [
+        {
+            "batch": b,
+            "padding unpacked": f"{pad:.0%}",
+            "tok/CPU-s unpacked": f"{u:,.0f}",
+            "tok/CPU-s packed": f"{p:,.0f}",
+            "packing gain": f"{p / u:.2f}x",
+            "padding bound": f"{bound:.2f}x",
+        }
+        for b, pad, u, p, bound in gains
+    ]
+    spread = "; ".join(
+        f"{n}: {min(v):,.0f}-{max(v):,.0f}"
         for n, v in rounds.items()
         if n in (unpacked["name"], packed["name"])
-    }
-    print(
-        f"tok/CPU-s over {args.repeats} rounds (min-max): "
-        + "; ".join(f"{n}: {v}" for n, v in spread.items())
     )
-    if sweep:
-        print(f"{'batch':>6}{'padding unpacked':>18}{'tok/CPU-s unpacked':>20}{'tok/CPU-s packed':>18}"
-              f"{'packing gain':>14}{'padding bound':>15}")  # fmt: skip
-        for b in sweep:
-            u = unpacked if b == args.batch else best[f"no packing, batch {b}"]
-            p = packed if b == args.batch else best[f"packing bfd, batch {b}"]
-            # Skipping padding alone gains at most this much when a token costs the same packed or not.
-            bound = (1 - p["padding_share"]) / (1 - u["padding_share"])
-            print(
-                f"{b:>6}{u['padding_share']:>18.0%}{u['tokens_per_s']:>20,.0f}{p['tokens_per_s']:>18,.0f}"
-                f"{p['tokens_per_s'] / u['tokens_per_s']:>13.2f}x{bound:>14.2f}x"
-            )
-    print(
+    lines = [
+        f"supervised-only LM head vs every position (no packing): {base / head:.2f}x",
+        f"tok/CPU-s over {args.repeats} rounds (min-max): {spread}",
         f"target: bfd packing >= 1.5x no packing at batch {args.batch} -> {speedup:.2f}x "
-        f"{'MET' if speedup >= 1.5 else 'NOT MET'}"
+        f"{'MET' if speedup >= 1.5 else 'NOT MET'}",
+    ]
+    print(_text_table(table))
+    print(lines[0])
+    print(lines[1])
+    if sweep_table:
+        print(_text_table(sweep_table))
+    print(lines[2])
+    out = args.out or work
+    out.mkdir(parents=True, exist_ok=True)
+    md = out / "train_bench.md"
+    md.write_text(
+        f"# bench/train_bench.py\n\n{header}\n\n{_md_table(table)}\n\n{lines[0]}; {lines[1]}\n\n"
+        + (f"## Packing gain by batch size\n\n{_md_table(sweep_table)}\n\n" if sweep_table else "")
+        + f"{lines[2]}\n",
+        encoding="utf-8",
     )
+    png = out / "train_bench.png"
+    _plot(results[:5], gains, args.batch, png)
+    print(f"wrote {md} and {png}")
+
+
+def _text_table(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
+    lines = ["  ".join(k.ljust(widths[k]) if i == 0 else k.rjust(widths[k]) for i, k in enumerate(keys))]
+    for r in rows:
+        lines.append(
+            "  ".join(
+                str(r[k]).ljust(widths[k]) if i == 0 else str(r[k]).rjust(widths[k])
+                for i, k in enumerate(keys)
+            )
+        )
+    return "\n".join(lines)
+
+
+def _md_table(rows: list[dict]) -> str:
+    keys = list(rows[0])
+    out = [
+        "| " + " | ".join(keys) + " |",
+        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(keys))) + "|",
+    ]
+    out += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def _plot(results: list[dict], gains: list[tuple], batch: int, path: Path) -> None:
+    """Left: tokens per CPU-second of each configuration; right: packing gain by batch size vs its bound."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2 if gains else 1, figsize=(12 if gains else 7, 4.2), squeeze=False)
+    ax = axes[0][0]
+    bars = ax.barh([r["name"] for r in results][::-1], [r["tokens_per_s"] for r in results][::-1])
+    ax.bar_label(bars, fmt="{:,.0f}", fontsize=8)
+    ax.set_xlabel("real tokens per CPU-second")
+    ax.set_title(f"Tiny-model LoRA SFT on CPU, batch {batch}")
+    if gains:
+        ax = axes[0][1]
+        xs = [g[0] for g in gains]
+        ax.plot(xs, [g[3] / g[2] for g in gains], "o-", label="measured: packed / unpacked tokens/s")
+        ax.plot(xs, [g[4] for g in gains], "s--", label="bound from padding alone")
+        ax.axhline(1.5, color="grey", linestyle=":", label="target 1.5x")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(xs, [str(x) for x in xs])
+        ax.set_xlabel("batch size (chats unpacked, rows packed)")
+        ax.set_ylabel("packing gain")
+        ax.set_title("Packing gain grows with the padding it removes")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
