@@ -79,6 +79,9 @@ def main() -> None:
     )
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument(
+        "--out", default=None, help="folder for eval_bench.md and .png (default: a temp folder)"
+    )
+    parser.add_argument(
         "--rounds", type=int, default=3, help="alternating timed rounds; the best is reported"
     )
     args = parser.parse_args()
@@ -161,6 +164,28 @@ def main() -> None:
     print(
         f"all rounds (s): ours {[round(t, 2) for t in ours_times]}, baseline {[round(t, 2) for t in base_times]}"
     )
+    from bench.report import bar_chart, md_table, write_markdown
+
+    out = Path(args.out) if args.out else Path(tempfile.gettempdir()) / "eat-eval-bench"
+    table = [
+        {"run": f"baseline: one generate per turn per item ({calls} calls)", "wall s": f"{base:.2f}",
+         "CPU s": f"{cpu_base:.2f}", "sentences/s": f"{n / base:.2f}"},
+        {"run": "ours: batched turn by turn, KV kept", "wall s": f"{ours:.2f}", "CPU s": f"{cpu_ours:.2f}",
+         "sentences/s": f"{n / ours:.2f}"},
+    ]  # fmt: skip
+    write_markdown(
+        out / "eval_bench.md",
+        "bench/eval_bench.py",
+        [
+            (None, f"{n} sentences of {args.data} ({args.lang}), max_new_tokens {args.max_new_tokens}, "
+                   f"batch size {args.batch_size}, best of {args.rounds} alternating rounds"),
+            (None, md_table(table)),
+            (None, f"speed-up: {base / ours:.1f}x wall, {cpu_base / cpu_ours:.1f}x CPU (target >= 5x)"),
+        ],
+    )  # fmt: skip
+    bar_chart(out / "eval_bench.png", ["baseline (one chat at a time)", "ours (batched, KV kept)"],
+              [n / base, n / ours], "sentences per second", "EAT stages 1 and 3 on CPU")  # fmt: skip
+    print(f"wrote {out / 'eval_bench.md'} and {out / 'eval_bench.png'}")
 
 
 if __name__ == "__main__":

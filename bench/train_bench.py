@@ -252,6 +252,8 @@ def main() -> None:
             rounds.setdefault(name, []).append(r["tokens_per_s"])
             if name not in best or r["tokens_per_s"] > best[name]["tokens_per_s"]:
                 best[name] = r
+    from bench.report import md_table, text_table, write_markdown
+
     results = [best[c[0]] for c in configs]
     base = best["baseline: no packing"]["tokens_per_s"]
     unpacked, packed = best["baseline: no packing"], best["ours: packing bfd"]
@@ -299,48 +301,25 @@ def main() -> None:
         f"target: bfd packing >= 1.5x no packing at batch {args.batch} -> {speedup:.2f}x "
         f"{'MET' if speedup >= 1.5 else 'NOT MET'}",
     ]
-    print(_text_table(table))
+    print(text_table(table))
     print(lines[0])
     print(lines[1])
     if sweep_table:
-        print(_text_table(sweep_table))
+        print(text_table(sweep_table))
     print(lines[2])
     out = args.out or work
     out.mkdir(parents=True, exist_ok=True)
     md = out / "train_bench.md"
-    md.write_text(
-        f"# bench/train_bench.py\n\n{header}\n\n{_md_table(table)}\n\n{lines[0]}; {lines[1]}\n\n"
-        + (f"## Packing gain by batch size\n\n{_md_table(sweep_table)}\n\n" if sweep_table else "")
-        + f"{lines[2]}\n",
-        encoding="utf-8",
+    write_markdown(
+        md,
+        "bench/train_bench.py",
+        [(None, header), (None, md_table(table)), (None, f"{lines[0]}; {lines[1]}")]
+        + ([("Packing gain by batch size", md_table(sweep_table))] if sweep_table else [])
+        + [(None, lines[2])],
     )
     png = out / "train_bench.png"
     _plot(results[:5], gains, args.batch, png)
     print(f"wrote {md} and {png}")
-
-
-def _text_table(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
-    lines = ["  ".join(k.ljust(widths[k]) if i == 0 else k.rjust(widths[k]) for i, k in enumerate(keys))]
-    for r in rows:
-        lines.append(
-            "  ".join(
-                str(r[k]).ljust(widths[k]) if i == 0 else str(r[k]).rjust(widths[k])
-                for i, k in enumerate(keys)
-            )
-        )
-    return "\n".join(lines)
-
-
-def _md_table(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    out = [
-        "| " + " | ".join(keys) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(keys))) + "|",
-    ]
-    out += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    return "\n".join(out)
 
 
 def _plot(results: list[dict], gains: list[tuple], batch: int, path: Path) -> None:
