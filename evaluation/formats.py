@@ -138,6 +138,14 @@ def _load_columns(path: Path, fmt: str, lang: str, label_map, hash_as_space: boo
     return sentences
 
 
+def to_iob2(tags: Sequence[str]) -> list[str]:
+    """BMES / BIOES / IOBES tags as IOB2 (S- -> B-, M-/E- -> I-); IOB2 tags are returned unchanged.
+
+    Lossless for well-formed sequences: the same entities, in the one scheme the tag metrics chunk.
+    """
+    return [("B" + t[1:]) if t[:2] == "S-" else ("I" + t[1:]) if t[:2] in ("M-", "E-") else t for t in tags]
+
+
 def _make_sentence(sid: str, tokens: list[str], tags: list[str], lang: str, hash_as_space: bool) -> Sentence:
     unspaced = is_unspaced(lang)
     sep = "" if unspaced else " "
@@ -153,10 +161,9 @@ def _make_sentence(sid: str, tokens: list[str], tags: list[str], lang: str, hash
         spans.append((pos, pos + len(piece)))
         pos += len(piece)
     text = "".join(parts)
-    norm = [("I" + t[1:]) if t[:2] == "M-" else t for t in tags]  # BMES middle == inside
     gold = [
         Entity(spans[b][0], spans[e - 1][1], type_, text[spans[b][0] : spans[e - 1][1]])
-        for type_, b, e in lenient_chunks(norm)
+        for type_, b, e in lenient_chunks(to_iob2(tags))
     ]
     return Sentence(
         id=sid, text=text, lang=lang, gold=gold, tokens=list(tokens), token_spans=spans, tags=list(tags)

@@ -377,7 +377,7 @@ def score_all(
     sentences carry the file's tags (predicted tags from `pred_tags`, else converted from the spans);
     token_authors: the authors' token-level metric; bootstrap (optional): 95% CI of span micro P/R/F1.
     """
-    from evaluation.formats import spans_to_tags
+    from evaluation.formats import spans_to_tags, to_iob2
 
     if len(sentences) != len(preds):
         raise UserError(f"gold has {len(sentences)} sentences but predictions have {len(preds)}")
@@ -385,7 +385,10 @@ def score_all(
     if sentences and all(s.tags is not None and s.tokens is not None for s in sentences):
         if pred_tags is None:
             pred_tags = [spans_to_tags(s, p) for s, p in zip(sentences, preds, strict=True)]
-        gold_tags = [s.tags or [] for s in sentences]
+        # BMES/BIOES files are scored as the IOB2 tags of the same entities (seqeval's strict IOB2 mode
+        # rejects E-/S-/M- tags; seqeval's IOBES mode gives the same entities on well-formed tags).
+        gold_tags = [to_iob2(s.tags or []) for s in sentences]
+        pred_tags = [to_iob2(t) for t in pred_tags]
         out["seqeval"] = tag_scores(gold_tags, pred_tags, mode="default")
         out["seqeval_strict"] = tag_scores(gold_tags, pred_tags, mode="strict")
     out["token_authors"] = authors_token_scores(sentences, preds, lang=lang)

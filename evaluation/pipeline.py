@@ -494,20 +494,11 @@ def _counts(records: list[dict], sentences: list[Sentence], preds: list[list[Ent
 
 def score(result: RunResult) -> dict:
     """Entity-level scores on character spans, seqeval-exact tag scores where the file has tags, and the
-    authors' token-level metric (labelled as such)."""
-    from evaluation.formats import spans_to_tags
-    from evaluation.metrics import authors_token_scores, entity_scores, tag_scores
+    authors' token-level metric (labelled as such): `eat score`'s metrics, without the bootstrap."""
+    from evaluation.metrics import score_all
 
     sentences = result.sentences
-    gold = [s.gold for s in sentences]
-    out: dict = {"entity": entity_scores(gold, result.preds)}
-    if sentences and all(s.tags is not None and s.tokens is not None for s in sentences):
-        pred_tags = [spans_to_tags(s, p) for s, p in zip(sentences, result.preds, strict=True)]
-        out["seqeval"] = tag_scores([s.tags for s in sentences], pred_tags, mode="default")
-        out["seqeval_strict"] = tag_scores([s.tags for s in sentences], pred_tags, mode="strict")
-    lang = sentences[0].lang if sentences else None
-    out["token_authors"] = authors_token_scores(sentences, result.preds, lang=lang)
-    return out
+    return score_all(sentences, result.preds, lang=sentences[0].lang if sentences else None)
 
 
 # ------------------------------------------------------------------------------------------ the run

@@ -175,6 +175,30 @@ def test_score_tag_file_against_gold(tmp_path):
         run_score(ScoreOptions(gold=str(FIX / "conll_space.txt"), pred=str(bad), lang="en"))
 
 
+def test_score_bmes_and_bioes_files(tmp_path):
+    """BMES/BIOES gold scores like the IOB2 tags of the same entities, in both seqeval modes."""
+    tokens = ["张", "小", "三", "在", "北", "京", "。", "李", "四", "到", "沪"]
+    bmes = ["B-PER", "M-PER", "E-PER", "O", "B-LOC", "E-LOC", "O", "B-PER", "E-PER", "O", "S-LOC"]
+    iob2 = ["B-PER", "I-PER", "I-PER", "O", "B-LOC", "I-LOC", "O", "B-PER", "I-PER", "O", "B-LOC"]
+    bioes = [t.replace("M-", "I-") for t in bmes]
+
+    def write(name, tags):
+        path = tmp_path / name
+        path.write_text("".join(f"{w} {t}\n" for w, t in zip(tokens, tags, strict=True)), encoding="utf-8")
+        return str(path)
+
+    gold_bmes, gold_bioes, gold_bio = write("g.bmes", bmes), write("g.bioes", bioes), write("g.bio", iob2)
+    missed = write("p.bio", [*iob2[:-1], "O"])  # the last LOC missed
+    for gold in (gold_bmes, gold_bioes):
+        for mode in ("default", "strict"):
+            m = run_score(ScoreOptions(gold=gold, pred=gold, lang="zh", mode=mode))
+            assert m["seqeval"]["f1"] == m["seqeval_strict"]["f1"] == m["entity"]["f1"] == 1.0
+        want = run_score(ScoreOptions(gold=gold_bio, pred=missed, lang="zh"))
+        got = run_score(ScoreOptions(gold=gold, pred=missed, lang="zh"))
+        assert got["seqeval"]["n_gold"] == 4 and got["seqeval"]["n_correct"] == 3
+        assert (got["seqeval"], got["seqeval_strict"]) == (want["seqeval"], want["seqeval_strict"])
+
+
 def test_score_span_predictions_and_run_file(tmp_path):
     pred = tmp_path / "pred.jsonl"
     pred.write_text(
