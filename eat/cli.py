@@ -50,7 +50,11 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     _state["debug"] = "--debug" in args
     try:
-        cli.main(args=args, prog_name="eat", standalone_mode=False)
+        # Outside standalone mode click *returns* the code of a `click.exceptions.Exit` raised by a command
+        # (e.g. `eat train --launch` passing on its launcher's status) instead of exiting with it.
+        rc = cli.main(args=args, prog_name="eat", standalone_mode=False)
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
+            sys.exit(rc)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

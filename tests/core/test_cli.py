@@ -48,3 +48,22 @@ def test_bad_recipe_key_is_one_line_exit_2(tmp_path):
     assert "Traceback" not in result.stderr
     assert "bad.yaml" in lines[0]
     assert "learning_rat" in lines[0] and "did you mean" in lines[0]
+
+
+def test_launched_jobs_pass_their_exit_status_on(monkeypatch):
+    """`eat train --launch` exits with the launcher's status: schedulers and scripts rely on it."""
+    import pytest
+
+    import training.launch
+    from eat.cli import main
+
+    calls = []
+
+    def failing_launch(recipe, overrides, **kwargs):
+        calls.append(kwargs["num_processes"])
+        return 7  # e.g. torchrun after a worker died
+
+    monkeypatch.setattr(training.launch, "launch", failing_launch)
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "recipes/tiny_sft_cpu.yaml", "--launch", "ddp", "--num-processes", "2"])
+    assert exc.value.code == 7 and calls == [2]
