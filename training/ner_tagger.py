@@ -18,6 +18,7 @@ from training.config import NERTaggerRecipe
 from training.loading import check_model_path, load_tokenizer, resolve_precision
 from training.ner_format import format_entities, parse_entities, spans_to_entities
 from training.runs import (
+    finished_run,
     model_card,
     tensorboard_into,
     train_and_evaluate,
@@ -111,6 +112,8 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
     )
 
     t, d, g = recipe.training, recipe.data, recipe.generation
+    if (done := finished_run(t.output_dir, recipe)) is not None:
+        return done
     precision = resolve_precision(t.precision, t.use_cpu)
     state = PartialState()
     train = read_conll(d.train_file)[: d.max_train_samples]

@@ -44,6 +44,32 @@ def resume_checkpoint(output_dir: str | Path, mode: str) -> str | None:
     return str(done[-1]) if done else None
 
 
+def finished_run(output_dir: str | Path, recipe: Any) -> dict[str, Any] | None:
+    """The stored metrics when OUTPUT_DIR holds a completed run of this same recipe (resume 'auto'), else None.
+
+    metrics.json is written last, after the model; a re-run of a finished command must not train again
+    (Trainer would take one more step past max_steps when the last checkpoint ends mid-epoch).
+    """
+    from eat.config import read_yaml
+
+    out = Path(output_dir)
+    if recipe.training.resume != "auto" or not (out / "metrics.json").is_file():
+        return None
+    try:
+        same = type(recipe).model_validate(read_yaml(out / "recipe.yaml")) == recipe
+        metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    except (UserError, ValueError, OSError):  # unreadable or from another version: train as usual
+        return None
+    if not same:
+        return None
+    log.info(
+        "%s already holds a finished run of this recipe (metrics.json); nothing to train. "
+        "Use another training.output_dir, or training.resume=never to train again.",
+        out,
+    )
+    return metrics
+
+
 def tensorboard_into(trainer, output_dir: str | Path) -> None:
     """TensorBoard logs go to OUTPUT_DIR/tensorboard (unless TENSORBOARD_LOGGING_DIR says otherwise)."""
     if os.environ.get("TENSORBOARD_LOGGING_DIR"):

@@ -18,6 +18,7 @@ from training.config import SFTRecipe
 from training.lm_head import compact_lm_head_on_cpu
 from training.loading import check_4bit, load_causal_lm, load_tokenizer, on_gpu, resolve_precision
 from training.runs import (
+    finished_run,
     model_card,
     refuse_broken_distributed,
     tensorboard_into,
@@ -60,6 +61,8 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
 
     refuse_broken_distributed(recipe.method)
     t, d = recipe.training, recipe.data
+    if (done := finished_run(t.output_dir, recipe)) is not None:
+        return done
     precision = resolve_precision(t.precision, t.use_cpu)
     gpu = on_gpu(t.use_cpu)
     state = PartialState()

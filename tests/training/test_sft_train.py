@@ -110,3 +110,10 @@ def test_lora_run_folder_and_resume(tiny_lm, one_batch, tmp_path):
     assert (out / "checkpoint-6").is_dir()
     state = json.loads((out / "checkpoint-6" / "trainer_state.json").read_text())
     assert [e["loss"] for e in state["log_history"] if "loss" in e][:4] == first
+
+    # Re-running the finished command trains nothing and keeps the run's files as they are.
+    kept = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    again = WatchParams()
+    assert run_sft(recipe, callbacks=[again]) == json.loads((out / "metrics.json").read_text())
+    assert not hasattr(again, "before")  # training never started
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == kept
