@@ -42,6 +42,15 @@ def setup_logging(verbosity: int = 0) -> None:
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
 
 
+def report(*objects) -> None:
+    """Print a run's summary (tables, 'wrote ...' lines) to stderr unless --quiet asked for warnings only.
+
+    A command's result proper (e.g. `eat score`'s metrics table) is printed with `console.print` instead.
+    """
+    if not _quiet:
+        console.print(*objects, highlight=False, soft_wrap=True)
+
+
 class _RateColumn(TextColumn):
     """Items per second, with the unit given when the task was added."""
 

@@ -531,7 +531,7 @@ def collect_stats(out: Path) -> dict:
 def print_summary(stats: dict) -> None:
     from rich.table import Table
 
-    from eat.console import console
+    from eat.console import report
 
     table = Table(title=f"{stats.get('lang', '')}wiki mining summary", show_header=True)
     table.add_column("")
@@ -541,7 +541,7 @@ def print_summary(stats: dict) -> None:
     for key, value in stats["dropped"].items():
         if value:
             table.add_row(f"  dropped: {key.replace('_', ' ')}", f"{value:,}")
-    console.print(table)
+    report(table)
 
 
 def write_pairs_jsonl(out: Path) -> int:

@@ -27,27 +27,27 @@ class ImportEatConfig(StrictModel):
 @model_options(SFTConfig)
 def sft(**kwargs) -> None:
     """Build a chat dataset (align, to_english) from entity pairs for alignment fine-tuning."""
-    from eat.console import console
+    from eat.console import report
     from wiki_data.sft import build_sft, summary_table
 
     cfg = model_from_options(SFTConfig, kwargs)
     splits = build_sft(cfg)
-    console.print(summary_table(splits))
-    console.print(f"wrote {cfg.out} ({', '.join(f'{s} {len(r):,}' for s, r in splits.items())} rows)")
+    report(summary_table(splits))
+    report(f"wrote {cfg.out} ({', '.join(f'{s} {len(r):,}' for s, r in splits.items())} rows)")
 
 
 @click.command("import-eat")
 @model_options(ImportEatConfig)
 def import_eat(**kwargs) -> None:
     """Convert the EAT authors' entity corpus into the pairs schema (with a found-in-text report)."""
-    from eat.console import console
+    from eat.console import report
     from wiki_data.import_eat import import_eat as run_import
     from wiki_data.import_eat import stats_table
 
     cfg = model_from_options(ImportEatConfig, kwargs)
     stats = run_import(cfg.corpus, cfg.lang, cfg.out, overwrite=cfg.overwrite)
-    console.print(stats_table(stats))
-    console.print(f"wrote {stats.written:,} pairs to {cfg.out}")
+    report(stats_table(stats))
+    report(f"wrote {stats.written:,} pairs to {cfg.out}")
 
 
 def register(group: click.Group) -> None:

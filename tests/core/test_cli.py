@@ -67,3 +67,21 @@ def test_launched_jobs_pass_their_exit_status_on(monkeypatch):
     with pytest.raises(SystemExit) as exc:
         main(["train", "recipes/tiny_sft_cpu.yaml", "--launch", "ddp", "--num-processes", "2"])
     assert exc.value.code == 7 and calls == [2]
+
+
+def test_quiet_drops_summaries_but_not_warnings(capsys):
+    import logging
+
+    from eat.console import report, setup_logging
+
+    try:
+        setup_logging(-1)
+        report("mining summary")
+        logging.getLogger("wiki_data").warning("a warning")
+        err = capsys.readouterr().err
+        assert "mining summary" not in err and "a warning" in err
+        setup_logging(0)
+        report("mining summary")
+        assert "mining summary" in capsys.readouterr().err
+    finally:
+        setup_logging(0)
