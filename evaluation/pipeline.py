@@ -112,11 +112,14 @@ def run_chats(
     description: str,
     unit: str,
     chunk_size: int = 256,
+    stats: Counter | None = None,
 ) -> dict[str, list[str]]:
     """All items' replies for a `turns`-turn chat, batched across a chunk of items turn by turn, cached
-    per turn."""
+    per turn. `stats` counts replies read from the cache ('cached') and generated ('computed')."""
     unique = list({it.key: it for it in items}.values())
     replies = {it.key: cache.get(it.key)[:turns] for it in unique}
+    stats = stats if stats is not None else Counter()
+    stats["cached"] += sum(len(r) for r in replies.values())
     with make_progress() as progress:
         task = progress.add_task(description, total=len(unique) * turns, unit=unit)
         progress.advance(task, sum(len(r) for r in replies.values()))
@@ -137,6 +140,7 @@ def run_chats(
                     replies[it.key].append(answer)
                     rows.append((it.key, it.id, turn, answer))
                 cache.add(rows)
+                stats["computed"] += len(chunk)
                 progress.advance(task, len(chunk))
     return {it.key: replies[it.key] for it in items}
 
@@ -222,6 +226,9 @@ class Pipeline:
         self.lexicon = lexicon
         self.cache_dir = cache_dir
         self.decoding = cfg.decoding_kwargs()
+        self.replies: Counter = (
+            Counter()
+        )  # 'cached' (read from cache_dir) and 'computed' replies of all stages
 
     def _stage_id(self, stage: str, task: str | None) -> str:
         tpl = self.prompts.template(task).model_dump() if task else None
@@ -251,6 +258,7 @@ class Pipeline:
                 desc,
                 unit,
                 _chunk_size(self.backend),
+                self.replies,
             )
         finally:
             cache.close()
@@ -301,6 +309,8 @@ class Pipeline:
             cache = self._cache("stage2")
             keys = {i: digest(sid, texts[i]) for i in ids}
             todo = list({keys[i]: i for i in ids if not cache.get(keys[i])}.values())
+            self.replies["cached"] += len(ids) - len(todo)
+            self.replies["computed"] += len(todo)
             bs = self.cfg.batch_size
             try:
                 with make_progress() as progress:
@@ -594,6 +604,8 @@ def run_eval(
         "counts": result.counts,
         "timings": {"load_models": round(t_load, 3), **{k: round(v, 3) for k, v in result.timings.items()}},
         "elapsed_s": round(elapsed, 3),
+        # A resumed run reads earlier replies from RUN/cache: its time covers only what it computed.
+        "replies": {"from_cache": pipeline.replies["cached"], "computed": pipeline.replies["computed"]},
         "sentences_per_s": round(len(sentences) / elapsed, 3) if elapsed > 0 else None,
     }
     write_jsonl(out / "predictions.jsonl", result.records)
@@ -605,6 +617,16 @@ def run_eval(
     return metrics
 
 
+def _resumed_note(replies: dict | None) -> str:
+    if not replies or not replies.get("from_cache"):
+        return ""
+    total = replies["from_cache"] + replies["computed"]
+    return (
+        f"; resumed: {replies['from_cache']} of {total} model replies were read from the run's cache, "
+        "so this time and rate cover only the rest"
+    )
+
+
 def render_report(m: dict) -> str:
     e = m["entity"]
     lines = [
@@ -613,7 +635,8 @@ def render_report(m: dict) -> str:
         f"- model: `{m['model']}`" + (f" + adapter `{m['adapter']}`" if m.get("adapter") else ""),
         f"- English NER: `{m['ner_model']}`" if m.get("ner_model") else "- English NER: none (direct mode)",
         f"- backend: {m['backend']}, decoding: {m['decoding']}, prompts: {m['prompts']}",
-        f"- {m['counts']['sentences']} sentences in {m['elapsed_s']} s ({m['sentences_per_s']} sentences/s)",
+        f"- {m['counts']['sentences']} sentences in {m['elapsed_s']} s ({m['sentences_per_s']} sentences/s)"
+        + _resumed_note(m.get("replies")),
         "",
         "## Entity-level (exact span and type)",
         "",

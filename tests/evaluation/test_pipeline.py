@@ -174,9 +174,18 @@ def test_resume_reuses_caches(tmp_path):
     full = Counting(_answers())
     run_eval(_cfg(tmp_path, out=str(tmp_path / "fresh")), backend=full, sentences=_sentences())
     assert total == len(full.chats)  # no done item asked twice
+    # The resumed run says how much of it came from the cache (its time covers only the rest).
+    assert m["replies"]["computed"] == len(resumed.chats) and m["replies"]["from_cache"] >= len(
+        interrupted.chats
+    )
+    assert "resumed:" in (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
     again = Counting(_answers())
-    assert run_eval(cfg, backend=again, sentences=_sentences())["entity"]["f1"] == 1.0
-    assert again.calls == 0  # everything from the caches
+    m = run_eval(cfg, backend=again, sentences=_sentences())
+    assert m["entity"]["f1"] == 1.0
+    assert again.calls == 0 and m["replies"]["computed"] == 0  # everything from the caches
+    fresh = json.loads((tmp_path / "fresh" / "metrics.json").read_text(encoding="utf-8"))
+    assert fresh["replies"]["from_cache"] == 0
+    assert "resumed:" not in (tmp_path / "fresh" / "report.md").read_text(encoding="utf-8")
 
 
 def test_cache_invalidated_by_settings(tmp_path):
