@@ -33,6 +33,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -117,6 +118,7 @@ def run_one(
             self.cpu_seconds = time.process_time() - self.c0
 
     clock = Clock()
+    shutil.rmtree(work / f"run-{packing}", ignore_errors=True)  # each run starts afresh
     recipe = validate(
         SFTRecipe,
         {

@@ -18,11 +18,12 @@ from training.config import NERTaggerRecipe
 from training.loading import check_model_path, load_tokenizer, resolve_precision
 from training.ner_format import format_entities, parse_entities, spans_to_entities
 from training.runs import (
-    finished_run,
+    check_output_dir,
     model_card,
     tensorboard_into,
     train_and_evaluate,
     training_arguments,
+    write_recipe_first,
     write_run_files,
 )
 from training.sft import peft_lora_config
@@ -112,7 +113,7 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
     )
 
     t, d, g = recipe.training, recipe.data, recipe.generation
-    if (done := finished_run(t.output_dir, recipe)) is not None:
+    if (done := check_output_dir(t.output_dir, recipe)) is not None:
         return done
     precision = resolve_precision(t.precision, t.use_cpu)
     state = PartialState()
@@ -181,6 +182,7 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
         callbacks=callbacks,
     )
     tensorboard_into(trainer, t.output_dir)
+    write_recipe_first(t.output_dir, recipe)
     metrics = train_and_evaluate(
         trainer, t.output_dir, t.resume, eval_ds is not None, "training the NER tagger"
     )

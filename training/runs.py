@@ -44,30 +44,122 @@ def resume_checkpoint(output_dir: str | Path, mode: str) -> str | None:
     return str(done[-1]) if done else None
 
 
-def finished_run(output_dir: str | Path, recipe: Any) -> dict[str, Any] | None:
-    """The stored metrics when OUTPUT_DIR holds a completed run of this same recipe (resume 'auto'), else None.
+# Keys that may differ between the runs sharing one output folder: train for longer, log, save or evaluate
+# differently. Any other change (data, model, LoRA shape, learning rate ...) makes it a different run.
+RESUMABLE_CHANGES = frozenset(
+    {
+        "training.max_steps",
+        "training.num_train_epochs",
+        "training.save_steps",
+        "training.save_total_limit",
+        "training.logging_steps",
+        "training.eval_steps",
+        "training.per_device_eval_batch_size",
+        "training.report_to",
+        "training.resume",
+        "data.eval_split",
+        "data.max_eval_samples",
+        "data.num_proc",
+    }
+)
 
-    metrics.json is written last, after the model; a re-run of a finished command must not train again
-    (Trainer would take one more step past max_steps when the last checkpoint ends mid-epoch).
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out.update(_flat(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: data}
+
+
+def recipe_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Dotted keys whose values differ between two recipe dumps, as 'key: old -> new'."""
+    a, b = _flat(old), _flat(new)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)]
+
+
+def check_output_dir(output_dir: str | Path, recipe: Any) -> dict[str, Any] | None:
+    """Decide, before anything loads, what an existing output folder allows.
+
+    Returns the stored metrics when it holds this run finished (nothing to train); raises a UserError when it
+    holds another run (resuming it would mix two runs, or fail deep in weight loading) or when
+    `resume: never` would start a second run among the first one's checkpoints. Otherwise None: train,
+    resuming from the newest complete checkpoint if there is one.
     """
     from eat.config import read_yaml
 
     out = Path(output_dir)
-    if recipe.training.resume != "auto" or not (out / "metrics.json").is_file():
+    checkpoints = (
+        sorted((p for p in out.glob("checkpoint-*") if _CHECKPOINT.match(p.name)), key=lambda p: _step(p))
+        if out.is_dir()
+        else []
+    )
+    finished = (out / "metrics.json").is_file()
+    if not checkpoints and not finished:
+        return None
+    held = checkpoints[-1].name if checkpoints else "metrics.json"
+    if recipe.training.resume == "never":
+        raise UserError(
+            f"already holds a training run ({held}); training.resume=never would start a second run among its "
+            "files: choose another training.output_dir, or delete this one",
+            path=out,
+        )
+    if not (out / "recipe.yaml").is_file():
+        raise UserError(
+            f"holds checkpoints ({held}) but no recipe.yaml, so they cannot be matched to this recipe: "
+            "choose another training.output_dir",
+            path=out,
+        )
+    try:
+        stored = read_yaml(out / "recipe.yaml")
+    except UserError:
+        stored = {}
+    current = recipe.model_dump(mode="json")
+    changed = [c for c in recipe_changes(stored, current) if c.split(":", 1)[0] not in RESUMABLE_CHANGES]
+    if changed:
+        shown = "; ".join(changed[:3]) + (f"; and {len(changed) - 3} more" if len(changed) > 3 else "")
+        raise UserError(
+            f"holds a run of a different recipe ({shown}): continue it with its own recipe.yaml, "
+            "or choose another training.output_dir",
+            path=out,
+        )
+    if not finished:
+        return None
+    t = recipe.training
+    complete = complete_checkpoints(out)  # a checkpoint cut off while saving does not count
+    last_step = _step(complete[-1]) if complete else 0
+    longer = (t.max_steps > 0 and last_step < t.max_steps) or (
+        t.max_steps <= 0 and t.num_train_epochs > float(_flat(stored).get("training.num_train_epochs") or 0)
+    )
+    if longer and complete:
+        log.info("%s: continuing the finished run from %s up to the new length", out, complete[-1].name)
         return None
     try:
-        same = type(recipe).model_validate(read_yaml(out / "recipe.yaml")) == recipe
         metrics = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
-    except (UserError, ValueError, OSError):  # unreadable or from another version: train as usual
-        return None
-    if not same:
-        return None
+    except (ValueError, OSError):
+        return None  # an unreadable metrics.json: train (resuming) and write it again
     log.info(
-        "%s already holds a finished run of this recipe (metrics.json); nothing to train. "
-        "Use another training.output_dir, or training.resume=never to train again.",
+        "%s already holds this run, finished (metrics.json); nothing to train. "
+        "Use another training.output_dir to train again.",
         out,
     )
     return metrics
+
+
+def _step(checkpoint: Path) -> int:
+    return int(checkpoint.name.split("-", 1)[1])
+
+
+def write_recipe_first(output_dir: str | Path, recipe: Any) -> None:
+    """recipe.yaml at the start of a run (main process), so that an interrupted run can be matched later."""
+    from accelerate import PartialState
+
+    from eat.config import dump_config
+
+    if PartialState().is_main_process:
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        dump_config(recipe, Path(output_dir) / "recipe.yaml")
 
 
 def tensorboard_into(trainer, output_dir: str | Path) -> None:
@@ -227,10 +319,25 @@ def train_and_evaluate(
     if resume and state.is_main_process:
         log.info("resuming from %s", resume)
     with clear_oom(output_dir, what):
-        result = trainer.train(resume_from_checkpoint=resume)
+        max_steps = trainer.args.max_steps
+        if resume and max_steps > 0 and _step(Path(resume)) >= max_steps:
+            # Training had finished but the run was stopped before writing its outputs. Trainer would take
+            # one more step past max_steps when resuming mid-epoch, so load the checkpoint instead.
+            from transformers import TrainerState
+
+            trainer._load_from_checkpoint(resume)
+            trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
+            losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+            train_loss, global_step = (
+                (sum(losses) / len(losses) if losses else float("nan")),
+                trainer.state.global_step,
+            )
+        else:
+            result = trainer.train(resume_from_checkpoint=resume)
+            train_loss, global_step = result.training_loss, result.global_step
         metrics: dict[str, Any] = {
-            "train_loss": result.training_loss,
-            "global_step": result.global_step,
+            "train_loss": train_loss,
+            "global_step": global_step,
             "world_size": state.num_processes,
         }
         if evaluate:

@@ -18,12 +18,13 @@ from training.config import SFTRecipe
 from training.lm_head import compact_lm_head_on_cpu
 from training.loading import check_4bit, load_causal_lm, load_tokenizer, on_gpu, resolve_precision
 from training.runs import (
-    finished_run,
+    check_output_dir,
     model_card,
     refuse_broken_distributed,
     tensorboard_into,
     train_and_evaluate,
     training_arguments,
+    write_recipe_first,
     write_run_files,
 )
 from training.sft_data import (
@@ -61,7 +62,7 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
 
     refuse_broken_distributed(recipe.method)
     t, d = recipe.training, recipe.data
-    if (done := finished_run(t.output_dir, recipe)) is not None:
+    if (done := check_output_dir(t.output_dir, recipe)) is not None:
         return done
     precision = resolve_precision(t.precision, t.use_cpu)
     gpu = on_gpu(t.use_cpu)
@@ -146,6 +147,7 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
         callbacks=callbacks,
     )
     tensorboard_into(trainer, t.output_dir)
+    write_recipe_first(t.output_dir, recipe)
     metrics = train_and_evaluate(trainer, t.output_dir, t.resume, bool(d.eval_split), "training")
     loss = metrics.get("eval_loss")
     if loss is not None and math.isfinite(loss):
