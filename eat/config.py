@@ -15,7 +15,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import Any, Literal, NamedTuple, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -38,6 +38,8 @@ class StrictModel(BaseModel):
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping safely (no tags that construct objects)."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError("is a directory, expected a YAML file", path=path)
     if not path.is_file():
         raise UserError("file not found", path=path)
     try:
@@ -77,10 +79,32 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
+class Override(NamedTuple):
+    """One command-line `key=value`, kept so errors can blame the override rather than the file."""
+
+    keys: list[str]
+    value: Any
+    text: str
+
+
+class OverriddenData(dict):
+    """A config mapping that remembers the command-line overrides applied to it (see `apply_overrides`)."""
+
+    overrides: list[Override]
+
+
+# It is still a plain mapping to YAML (safe_dump refuses unknown dict subclasses).
+yaml.SafeDumper.add_representer(OverriddenData, yaml.representer.SafeRepresenter.represent_dict)
+
+
+def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> OverriddenData:
+    """Set dotted `key=value` overrides in `data`; the result remembers them for `validate`'s messages."""
+    out = data if isinstance(data, OverriddenData) else OverriddenData(data)
+    if not hasattr(out, "overrides"):
+        out.overrides = []
     for text in overrides:
         keys, value = parse_override(text)
-        node = data
+        node: dict[str, Any] = out
         for part in keys[:-1]:
             child = node.get(part)
             if child is None:
@@ -89,22 +113,94 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
                 raise UserError(f"override {text!r}: {part!r} is not a section")
             node = child
         node[keys[-1]] = value
-    return data
+        out.overrides.append(Override(keys, value, text))
+    return out
 
 
 def load_config(model_cls: type[M], path: str | Path | None = None, overrides: Iterable[str] = ()) -> M:
     """Load and validate a config; every problem becomes one UserError line."""
     data = read_yaml(path) if path is not None else {}
-    overrides = list(overrides)
-    data = apply_overrides(data, overrides)
+    data = apply_overrides(data, list(overrides))
     return validate(model_cls, data, source=str(path) if path is not None else "command line")
 
 
-def validate(model_cls: type[M], data: dict[str, Any], source: str) -> M:
+def override_for(
+    loc: Sequence[Any], overrides: Sequence[Override], into_section: bool = False
+) -> Override | None:
+    """The (last) override that set the value at `loc`, a pydantic error location; None if it came from the file.
+
+    `loc` may hold list indices and union tags the override does not spell, so the override's keys must
+    appear in order in `loc`, starting at its first part; an override of a section covers the keys inside.
+    With `into_section`, an override of a key inside `loc` counts too (`training.lr.x=1` made `lr` a dict).
+    """
+    parts = [str(p) for p in loc if not isinstance(p, int)]
+    for override in reversed(overrides):
+        keys = override.keys
+        if not parts or parts[0] != keys[0]:
+            continue
+        i = 0
+        for part in parts:
+            if i < len(keys) and part == keys[i]:
+                i += 1
+        if i == len(keys):
+            return override
+    if into_section:
+        for override in reversed(overrides):
+            if parts and override.keys[: len(parts)] == parts:
+                return override
+    return None
+
+
+def _is_list_only(annotation: Any) -> bool:
+    """True when every non-None type the field accepts is a list/tuple/set (so a scalar is always wrong)."""
+    kinds = [t for t in _unwrap(annotation) if t is not type(None)]
+    return bool(kinds) and all(
+        t in (list, tuple, set, frozenset) or get_origin(t) in (list, tuple, set, frozenset) for t in kinds
+    )
+
+
+def _listify_overrides(
+    model_cls: type[BaseModel], data: dict[str, Any], overrides: Sequence[Override]
+) -> None:
+    """`training.report_to=none` means `[none]`: a scalar override of a list-only field becomes one item."""
+    for override in overrides:
+        *parents, name = override.keys
+        fields = [cls.model_fields.get(name) for cls in _models_at(model_cls, parents)]
+        annotations = [f.annotation for f in fields if f is not None]
+        if not annotations or not all(_is_list_only(a) for a in annotations):
+            continue
+        node: Any = data
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or name not in node:
+            continue
+        value = node[name]
+        if value is not None and not isinstance(value, list | tuple | dict):
+            node[name] = [value]
+
+
+def validate(
+    model_cls: type[M], data: dict[str, Any], source: str, overrides: Sequence[Override] | None = None
+) -> M:
+    """Validate `data`; the first problem becomes one UserError naming the override or `source` file.
+
+    `overrides` defaults to those `apply_overrides` recorded on `data`.
+    """
+    if overrides is None:
+        overrides = getattr(data, "overrides", [])
+    _listify_overrides(model_cls, data, overrides)
     try:
         return model_cls.model_validate(data)
     except ValidationError as exc:
-        raise UserError(describe_validation_error(exc, model_cls), path=source) from None
+        message = describe_validation_error(exc, model_cls)
+        err = exc.errors(include_url=False)[0]
+        override = None
+        if err["type"] != "missing":
+            made_section = isinstance(err.get("input"), dict) and err["type"].endswith("_type")
+            override = override_for(err["loc"], overrides, into_section=made_section)
+        if override is not None:
+            raise UserError(f"override {override.text}: {message}") from None
+        raise UserError(message, path=source) from None
 
 
 def dump_config(config: BaseModel, path: str | Path) -> None:
@@ -169,7 +265,11 @@ def describe_validation_error(exc: ValidationError, model_cls: type[BaseModel]) 
         return f"missing required key {key!r}{more}"
     value = err.get("input")
     shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-    return f"key {key!r}: {err['msg']} (got {shown}){more}"
+    hint = ""
+    if err["type"] in ("list_type", "tuple_type", "set_type") and isinstance(value, str | int | float | bool):
+        flow = yaml.safe_dump([value], default_flow_style=True, allow_unicode=True).strip()
+        hint = f"; for a list of one, write {flow}"
+    return f"key {key!r}: {err['msg']} (got {shown}){hint}{more}"
 
 
 # -------------------------------------------------------------------------------------- CLI options

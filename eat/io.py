@@ -5,10 +5,40 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (no window for other threads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def publish_mode(path: str | Path, umask: int | None = None) -> None:
+    """Give a temp file/folder the mode a plain `open()`/`mkdir` would have (0o644/0o755 under umask 022).
+
+    `mkstemp`/`mkdtemp` create 0600/0700 so that nobody else can read the half-written result; call this
+    just before the final rename so finished outputs are readable like any other file.
+    """
+    path = Path(path)
+    mask = current_umask() if umask is None else umask
+    st = os.lstat(path)
+    if stat.S_ISDIR(st.st_mode):
+        os.chmod(path, 0o777 & ~mask)
+    elif stat.S_ISREG(st.st_mode):
+        os.chmod(path, 0o666 & ~mask)
 
 
 @contextlib.contextmanager
@@ -21,6 +51,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            publish_mode(tmp_path)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -36,27 +37,75 @@ def torch_dtype(precision: str):
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
-def _missing_model(name: str) -> UserError:
+def _missing_model(name: str, key: str = "model.name_or_path") -> UserError:
+    if not _is_hub_id(name):
+        return UserError(f"model folder not found (set {key} to a local model folder or a Hub id)", path=name)
     return UserError(
         f"model {name!r} is neither a local folder nor reachable on the Hugging Face Hub (this machine may be "
         f"offline). Download it where there is internet (`hf download {name} --local-dir DIR`), copy DIR "
-        "here and set model.name_or_path=DIR"
+        f"here and set {key}=DIR"
     )
 
 
-def check_model_path(name: str) -> None:
-    """Fail early and clearly for a model path that does not exist (before minutes of tokenisation)."""
+def _is_hub_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/", "~"))
+
+
+def check_model_path(name: str, key: str = "model.name_or_path") -> None:
+    """Fail early and clearly for a model path that does not exist (before minutes of tokenisation).
+
+    `key` is how the user set it (a recipe key or a flag such as --base), named in the message.
+    """
     path = Path(name).expanduser()
     if path.exists():
         if not (path / "config.json").is_file():
             raise UserError("not a model folder (no config.json)", path=path)
         return
-    is_hub_id = name.count("/") == 1 and not name.startswith((".", "/", "~"))
+    is_hub_id = _is_hub_id(name)
     if not is_hub_id or os.environ.get("HF_HUB_OFFLINE") == "1":
         from huggingface_hub import try_to_load_from_cache
 
         if not is_hub_id or not isinstance(try_to_load_from_cache(name, "config.json"), str):
-            raise _missing_model(name)
+            raise _missing_model(name, key)
+
+
+def check_model_kind(name: str, seq2seq: bool, what: str) -> None:
+    """Refuse a local model of the wrong family in one line (transformers lists ~200 classes instead).
+
+    `what` says who needs it, e.g. "kind: sft".
+    """
+    config = Path(name).expanduser() / "config.json"
+    if not config.is_file():
+        return  # a Hub id: transformers' own error is caught at load time
+    try:
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        raise UserError("config.json is not valid JSON", path=config) from None
+    is_seq2seq = bool(data.get("is_encoder_decoder"))
+    if is_seq2seq != seq2seq:
+        family = f"{data.get('model_type', '?')} ({'seq2seq' if is_seq2seq else 'causal LM'})"
+        need = "a seq2seq model such as flan-t5" if seq2seq else "a causal LM such as Qwen2.5"
+        raise UserError(f"is a {family} model; {what} needs {need}", path=Path(name))
+
+
+def check_lora_targets(model, targets) -> None:
+    """Every name in lora.target_modules must match a module (PEFT only fails when none does)."""
+    if isinstance(targets, str):
+        return  # "all-linear" or a regular expression: PEFT resolves it
+    import torch
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules() if n}
+    missing = [
+        t for t in targets if t not in names and not any(n.endswith(t) for n, _ in model.named_modules())
+    ]
+    if missing:
+        linear = sorted(
+            {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
+        )
+        raise UserError(
+            f"lora.target_modules: no module named {', '.join(map(repr, missing))} in this model; its linear "
+            f"layers are {', '.join(linear)} (or use all-linear)"
+        )
 
 
 def load_tokenizer(model_cfg, padding_side: str | None = None):
@@ -104,6 +153,7 @@ def load_causal_lm(model_cfg, *, method: str, precision: str, quant_cfg=None, de
     from transformers import AutoModelForCausalLM
 
     check_model_path(model_cfg.name_or_path)
+    check_model_kind(model_cfg.name_or_path, seq2seq=False, what="kind: sft")
     kwargs = {
         "revision": model_cfg.revision,
         "trust_remote_code": model_cfg.trust_remote_code,
@@ -135,6 +185,10 @@ def load_causal_lm(model_cfg, *, method: str, precision: str, quant_cfg=None, de
         kwargs["dtype"] = torch.float32
     try:
         model = AutoModelForCausalLM.from_pretrained(model_cfg.name_or_path, **kwargs)
+    except ValueError as exc:  # e.g. "Unrecognized configuration class" for a Hub model of another family
+        raise UserError(
+            f"cannot load {model_cfg.name_or_path!r} as a causal LM: {str(exc).splitlines()[0]}"
+        ) from None
     except OSError as exc:
         if "safetensors" in str(exc):
             raise UserError(

@@ -135,11 +135,19 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         raise UserError("output folder exists; pass --overwrite to replace it", path=out)
-    peft_cfg = PeftConfig.from_pretrained(str(adapter))
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise UserError(
+            "no adapter_model.safetensors next to adapter_config.json (safetensors only)", path=adapter
+        )
+    try:
+        peft_cfg = PeftConfig.from_pretrained(str(adapter))
+    except (ValueError, TypeError, OSError) as exc:  # json.JSONDecodeError is a ValueError
+        reason = " ".join(str(exc).split())[:160]
+        raise UserError(f"adapter_config.json cannot be read ({reason})", path=adapter) from None
     base = cfg.base or peft_cfg.base_model_name_or_path
     if not base:
         raise UserError("adapter_config.json names no base model; pass --base", path=adapter)
-    check_model_path(base)
+    check_model_path(base, key="--base")
     seq2seq = str(peft_cfg.task_type) in ("SEQ_2_SEQ_LM", "TaskType.SEQ_2_SEQ_LM")
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     gpu = torch.cuda.is_available()
@@ -228,6 +236,9 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
         (tmp / "merge_report.json").write_text(
             json.dumps(report, ensure_ascii=False, indent=2) + "\n", "utf-8"
         )
+        from eat.io import publish_mode
+
+        publish_mode(tmp)  # mkdtemp makes it 0700
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

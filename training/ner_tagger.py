@@ -15,7 +15,13 @@ from typing import Any
 from eat.errors import UserError
 from eat.io import write_json
 from training.config import NERTaggerRecipe
-from training.loading import check_model_path, load_tokenizer, resolve_precision
+from training.loading import (
+    check_lora_targets,
+    check_model_kind,
+    check_model_path,
+    load_tokenizer,
+    resolve_precision,
+)
 from training.ner_format import format_entities, parse_entities, spans_to_entities
 from training.runs import (
     check_output_dir,
@@ -121,6 +127,7 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
     evals = read_conll(d.eval_file)[: d.max_eval_samples] if d.eval_file else None
 
     check_model_path(recipe.model.name_or_path)
+    check_model_kind(recipe.model.name_or_path, seq2seq=True, what="kind: ner_tagger")
     tokenizer = load_tokenizer(recipe.model)
 
     def encode(batch):
@@ -148,11 +155,14 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
             trust_remote_code=recipe.model.trust_remote_code,
             use_safetensors=True,
         )
-    except OSError as exc:
-        raise UserError(f"cannot load {recipe.model.name_or_path!r} as a seq2seq model: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"cannot load {recipe.model.name_or_path!r} as a seq2seq model: {str(exc).splitlines()[0]}"
+        ) from None
     if recipe.method == "lora":
         from peft import get_peft_model
 
+        check_lora_targets(model, recipe.lora.target_modules)
         model = get_peft_model(model, peft_lora_config(recipe.lora, "SEQ_2_SEQ_LM"))
 
     def compute_metrics(eval_pred) -> dict[str, float]:

@@ -16,7 +16,16 @@ from typing import Any
 from eat.errors import UserError
 from training.config import SFTRecipe
 from training.lm_head import compact_lm_head_on_cpu
-from training.loading import check_4bit, load_causal_lm, load_tokenizer, on_gpu, resolve_precision
+from training.loading import (
+    check_4bit,
+    check_lora_targets,
+    check_model_kind,
+    check_model_path,
+    load_causal_lm,
+    load_tokenizer,
+    on_gpu,
+    resolve_precision,
+)
 from training.runs import (
     check_output_dir,
     model_card,
@@ -74,6 +83,8 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
 
     splits = [d.train_split] + ([d.eval_split] if d.eval_split else [])
     data = load_sft_splits(d.path, splits)
+    check_model_path(recipe.model.name_or_path)
+    check_model_kind(recipe.model.name_or_path, seq2seq=False, what="kind: sft")
     tokenizer = load_tokenizer(recipe.model, padding_side="right")
     if tokenizer.chat_template is None:
         raise UserError(
@@ -108,7 +119,10 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
     # Without a KV cache, transformers reads restarting position_ids as packed chats and masks attention
     # between them (with a cache it would let packed chats attend to each other).
     model.config.use_cache = False
-    peft_config = peft_lora_config(recipe.lora, "CAUSAL_LM") if recipe.method in ("lora", "qlora") else None
+    peft_config = None
+    if recipe.method in ("lora", "qlora"):
+        check_lora_targets(model, recipe.lora.target_modules)
+        peft_config = peft_lora_config(recipe.lora, "CAUSAL_LM")
 
     # bfd packing: TRL's padding-free mode is right for variable-length attention kernels (flash attention);
     # for SDPA/eager we pack rows ourselves so that attention stays within max_length per row.

@@ -80,12 +80,15 @@ def check_out(path: Path, overwrite: bool) -> None:
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary folder next to `path` that becomes `path` only if the block succeeds."""
+    from eat.io import publish_mode
+
     path = Path(path)
     check_out(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
+        publish_mode(tmp)  # mkdtemp makes it 0700
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
             old.rmdir()

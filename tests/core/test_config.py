@@ -104,3 +104,132 @@ def test_cli_options_come_from_the_model():
     assert seen["cfg"] == Flags(lang="zh", workers=2, resume=True, languages=["zh", "ja"])
     result = runner.invoke(cmd, ["--workers", "2"])
     assert isinstance(result.exception, UserError) and "--lang" in str(result.exception)
+
+
+# ------------------------------------------------------------------ errors that come from overrides
+
+
+def test_bad_override_value_blames_the_override_not_the_file(tmp_path):
+    path = write(tmp_path, "training:\n  learning_rate: 0.1\n")
+    with pytest.raises(UserError) as err:
+        load_config(Recipe, path, ["training.learning_rate=abc"])
+    msg = str(err.value)
+    assert msg.startswith("override training.learning_rate=abc: key 'training.learning_rate'"), msg
+    assert str(path) not in msg and "'abc'" in msg
+
+
+def test_override_typo_blames_the_override_and_suggests(tmp_path):
+    path = write(tmp_path, "training:\n  learning_rate: 0.1\n")
+    with pytest.raises(UserError) as err:
+        load_config(Recipe, path, ["training.learning_rat=1"])
+    msg = str(err.value)
+    assert msg.startswith("override training.learning_rat=1: unknown key 'training.learning_rat'"), msg
+    assert "did you mean 'training.learning_rate'" in msg and str(path) not in msg
+
+
+def test_file_errors_still_name_the_file_when_overrides_are_given(tmp_path):
+    path = write(tmp_path, "epochs: many\n")
+    with pytest.raises(UserError) as err:
+        load_config(Recipe, path, ["training.learning_rate=0.5", "name=b"])
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: key 'epochs'"), msg
+    assert "override" not in msg
+
+
+def test_override_that_turns_a_key_into_a_section_is_blamed(tmp_path):
+    path = write(tmp_path, "name: a\n")
+    with pytest.raises(UserError, match=r"^override epochs\.x=1: key 'epochs'"):
+        load_config(Recipe, path, ["epochs.x=1"])
+
+
+def test_scalar_override_of_a_list_field_is_a_one_item_list(tmp_path):
+    path = write(tmp_path, "tags: [a, b]\n")
+    assert load_config(Recipe, path, ["tags=none"]).tags == ["none"]
+    assert load_config(Recipe, path, ["tags=[x,y]"]).tags == ["x", "y"]
+    assert load_config(Recipe, path, ["tags=[]"]).tags == []
+
+
+class Nested(StrictModel):
+    training: Optim = Optim()
+    report_to: list[str] | None = None
+    ports: list[int] = Field(default_factory=list)
+    either: list[str] | str = "x"
+
+
+def test_scalar_override_is_listed_for_any_list_field_and_only_there(tmp_path):
+    path = write(tmp_path, "{}\n")
+    cfg = load_config(Nested, path, ["report_to=none", "ports=8000", "either=y"])
+    assert cfg.report_to == ["none"] and cfg.ports == [8000] and cfg.either == "y"
+    assert load_config(Nested, path, ["report_to=null"]).report_to is None
+    with pytest.raises(UserError, match=r"^override ports=abc: key 'ports\.0'"):
+        load_config(Nested, path, ["ports=abc"])
+
+
+def test_scalar_for_a_list_in_the_file_is_an_error_with_a_hint(tmp_path):
+    path = write(tmp_path, "tags: none\n")
+    with pytest.raises(UserError) as err:
+        load_config(Recipe, path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: key 'tags': Input should be a valid list"), msg
+    assert "write [none]" in msg and "\n" not in msg
+
+
+# ------------------------------------------------------------------------------- recipe files
+
+REPO = Path(__file__).resolve().parents[2]
+TINY_SFT = REPO / "recipes" / "tiny_sft_cpu.yaml"
+
+
+def test_recipe_override_errors_name_the_override():
+    from eat.recipes import load_recipe
+
+    with pytest.raises(UserError) as err:
+        load_recipe(TINY_SFT, ["training.learning_rate=abc"], kinds=["sft", "ner_tagger"])
+    assert str(err.value).startswith("override training.learning_rate=abc: key 'training.learning_rate'")
+    with pytest.raises(UserError) as err:
+        load_recipe(TINY_SFT, ["training.learning_rat=1"], kinds=["sft", "ner_tagger"])
+    msg = str(err.value)
+    assert msg.startswith("override training.learning_rat=1: unknown key")
+    assert "did you mean 'training.learning_rate'" in msg
+    with pytest.raises(UserError, match=r"^override kind=eval: key 'kind' must be one of sft, ner_tagger"):
+        load_recipe(TINY_SFT, ["kind=eval"], kinds=["sft", "ner_tagger"])
+
+
+def test_recipe_report_to_none_override():
+    from eat.recipes import load_recipe
+
+    recipe = load_recipe(TINY_SFT, ["training.report_to=none"], kinds=["sft"])
+    assert recipe.training.report_to == ["none"]
+
+
+def test_override_in_place_of_the_recipe_says_recipe_comes_first(tmp_path, monkeypatch):
+    from eat.recipes import load_recipe
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError) as err:
+        load_recipe("training.max_steps=5", [str(TINY_SFT)], kinds=["sft", "ner_tagger"])
+    msg = str(err.value)
+    assert msg.startswith("RECIPE must come first: eat train RECIPE.yaml key=value ..."), msg
+    assert "file not found" not in msg and "\n" not in msg
+    with pytest.raises(UserError, match=r"^RECIPE must come first: eat eval RECIPE\.yaml"):
+        load_recipe("lang=zh", [], kinds=["eval"])
+
+
+def test_recipe_that_is_a_directory_says_so(tmp_path):
+    from eat.recipes import load_recipe
+
+    with pytest.raises(UserError) as err:
+        load_recipe(tmp_path, [])
+    assert str(err.value) == f"{tmp_path}: is a directory, expected a recipe YAML file"
+    with pytest.raises(UserError, match="is a directory, expected a YAML file"):
+        load_config(Recipe, tmp_path)
+
+
+def test_overridden_data_is_still_a_plain_mapping(tmp_path):
+    import yaml
+
+    from eat.config import apply_overrides
+
+    data = apply_overrides({"name": "a"}, ["epochs=2"])
+    assert data == {"name": "a", "epochs": 2}
+    assert yaml.safe_load(yaml.safe_dump(data)) == {"name": "a", "epochs": 2}

@@ -142,7 +142,12 @@ def test_bad_inputs_are_one_line_errors(tiny_lm, sft_dataset, tmp_path):
         run_eat("train", str(recipe), f"data.path={tmp_path / 'nope'}"), "dataset folder not found"
     )
     _one_line_exit_2(
-        run_eat("train", str(recipe), f"model.name_or_path={tmp_path / 'no-model'}"),
+        run_eat("train", str(recipe), f"model.name_or_path={tmp_path / 'no-model'}"), "model folder not found"
+    )
+    _one_line_exit_2(
+        run_eat(
+            "train", str(recipe), "model.name_or_path=no-such-org/no-such-model", env={"HF_HUB_OFFLINE": "1"}
+        ),
         "may be offline",
         "model.name_or_path=DIR",
     )

@@ -67,7 +67,7 @@ def test_resume_never_does_not_mix_two_runs_in_one_folder(tmp_path):
 def test_checkpoints_of_an_unknown_run_are_refused(tmp_path):
     out = _finished_folder(tmp_path, finished=False)
     (out / "recipe.yaml").unlink()
-    with pytest.raises(UserError, match="no recipe.yaml"):
+    with pytest.raises(UserError, match=r"no recipe\.yaml"):
         check_output_dir(out, make_recipe("model", "data", out))
 
 
