@@ -9,6 +9,7 @@ from pydantic import Field
 
 from eat.clitools import DefaultCommandGroup
 from eat.config import StrictModel, model_from_options, model_options
+from eat.errors import UserError
 from training.config import MergeConfig
 
 
@@ -55,8 +56,17 @@ def run(recipe: str, overrides: tuple[str, ...], **kwargs) -> None:
     opts = model_from_options(LaunchOptions, kwargs)
     # Validate here first: a typo fails in one line before any process or model is started.
     loaded = load_recipe(recipe, list(overrides), kinds=["sft", "ner_tagger"])
+    if not opts.launch and (opts.num_processes != 1 or opts.accelerate_config):
+        raise UserError("--num-processes and --accelerate-config need --launch ddp|fsdp|zero2")
     if opts.launch:
         from training.launch import launch
+        from training.runs import preflight
+
+        if preflight(loaded) is not None:  # finished already: nothing to launch
+            console.print(
+                f"done: {loaded.training.output_dir} (finished earlier)", highlight=False, soft_wrap=True
+            )
+            return
 
         rc = launch(
             recipe,

@@ -74,10 +74,15 @@ def launch_command(
         gpu_count = torch.cuda.device_count()
     script = ["-m", "training", recipe_path, *overrides]
     if gpu_count == 0:
-        if mode != "ddp" or accelerate_config:
+        if mode != "ddp":
             raise UserError(
                 f"--launch {mode} needs CUDA GPUs (none found); on CPU use --launch ddp, which runs "
                 "torchrun with the gloo backend"
+            )
+        if accelerate_config:
+            raise UserError(
+                "--accelerate-config applies to GPU launches (accelerate launch); on CPU, --launch ddp runs "
+                "torchrun without one: drop --accelerate-config"
             )
         return [
             sys.executable,
@@ -107,7 +112,10 @@ def launch_command(
 
 
 def launch(recipe_path: str, overrides: list[str], **kwargs) -> int:
-    """Run the launcher in the foreground; returns its exit code (2 if any process hit a UserError)."""
+    """Run the launcher in the foreground; returns its exit code (non-zero if any process failed).
+
+    Mistakes that need no model are caught before this, in one process (`training.runs.preflight`).
+    """
     import subprocess
 
     from eat.console import console

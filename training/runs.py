@@ -147,6 +147,29 @@ def check_output_dir(output_dir: str | Path, recipe: Any) -> dict[str, Any] | No
     return metrics
 
 
+def preflight(recipe: Any) -> dict[str, Any] | None:
+    """The checks that need no model, GPU or torch, run once before `--launch` starts N processes (each
+    would otherwise print the same error inside a launcher traceback). Returns the stored metrics when the
+    run is already finished (nothing to launch)."""
+    from training.loading import check_model_kind, check_model_path
+
+    done = check_output_dir(recipe.training.output_dir, recipe)
+    if done is not None:
+        return done
+    check_model_path(recipe.model.name_or_path)
+    check_model_kind(
+        recipe.model.name_or_path, seq2seq=recipe.kind == "ner_tagger", what=f"kind: {recipe.kind}"
+    )
+    if recipe.kind == "sft":
+        if not Path(recipe.data.path).exists():
+            raise UserError("dataset folder not found (build one with `eat wiki sft`)", path=recipe.data.path)
+    else:
+        for f in (recipe.data.train_file, recipe.data.eval_file):
+            if f and not Path(f).is_file():
+                raise UserError("CoNLL file not found", path=f)
+    return None
+
+
 def _step(checkpoint: Path) -> int:
     return int(checkpoint.name.split("-", 1)[1])
 

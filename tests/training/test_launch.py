@@ -72,6 +72,35 @@ def test_launch_commands(tmp_path):
         launch_command("r.yaml", [], mode="fsdp", num_processes=2, method="lora", gpu_count=0)
     with pytest.raises(UserError, match="only 2 GPU"):
         launch_command("r.yaml", [], mode="ddp", num_processes=4, method="lora", gpu_count=2)
+    with pytest.raises(UserError, match="drop --accelerate-config"):
+        launch_command(
+            "r.yaml", [], mode="ddp", num_processes=2, method="lora", accelerate_config="x", gpu_count=0
+        )
+
+
+def test_launch_checks_inputs_once_before_starting_processes(tiny_lm, sft_dataset, tmp_path, monkeypatch):
+    """A missing dataset or a --launch-only option fails in one line before torchrun starts N copies."""
+    import training.launch
+    from eat.cli import main
+
+    started = []
+    monkeypatch.setattr(training.launch, "launch", lambda *a, **k: started.append(a) or 0)
+    recipe = tmp_path / "r.yaml"
+    raw = make_recipe(tiny_lm, sft_dataset, tmp_path / "out").model_dump(mode="json")
+    recipe.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    for args, needle in [
+        (
+            [f"data.path={tmp_path / 'nope'}", "--launch", "ddp", "--num-processes", "2"],
+            "dataset folder not found",
+        ),
+        ([f"model.name_or_path={tmp_path / 'gone'}", "--launch", "ddp"], "model folder not found"),
+        (["--num-processes", "2"], "need --launch"),
+    ]:
+        with pytest.raises(UserError, match=needle):
+            main(["--debug", "train", str(recipe), *args])  # --debug: the UserError itself, not its exit
+    assert started == []
+    main(["train", str(recipe), "--launch", "ddp", "--num-processes", "2"])
+    assert len(started) == 1
 
 
 def test_zero3_with_4bit_is_refused(tmp_path, monkeypatch):
