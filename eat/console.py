@@ -29,6 +29,11 @@ def setup_logging(verbosity: int = 0) -> None:
     """verbosity: -1 quiet (warnings only, no progress bars), 0 info, 1+ debug."""
     global _quiet
     _quiet = verbosity < 0
+    if _quiet:
+        # Also the tqdm bars of datasets, transformers and the Hub, here and in processes started from here
+        # (read when those libraries are imported, which the CLI does after this).
+        for var in ("EAT_NO_PROGRESS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+            os.environ[var] = "1"
     level = logging.WARNING if verbosity < 0 else logging.DEBUG if verbosity > 0 else logging.INFO
     logging.basicConfig(
         level=level,
@@ -52,6 +57,11 @@ def report(*objects) -> None:
     """
     if not _quiet:
         console.print(*objects, highlight=False, soft_wrap=True)
+
+
+def is_quiet() -> bool:
+    """Whether --quiet asked for warnings and errors only."""
+    return _quiet
 
 
 class _RateColumn(TextColumn):

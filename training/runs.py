@@ -337,7 +337,13 @@ def train_and_evaluate(
     """
     from accelerate import PartialState
 
+    from eat.console import is_quiet
+
     state = PartialState()
+    if is_quiet():  # without tqdm, Trainer prints every log dict to stdout
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)
     resume = resume_checkpoint(output_dir, resume_mode)
     if resume and state.is_main_process:
         log.info("resuming from %s", resume)

@@ -55,6 +55,7 @@ def test_launched_jobs_pass_their_exit_status_on(monkeypatch):
     import pytest
 
     import training.launch
+    import training.runs
     from eat.cli import main
 
     calls = []
@@ -64,15 +65,19 @@ def test_launched_jobs_pass_their_exit_status_on(monkeypatch):
         return 7  # e.g. torchrun after a worker died
 
     monkeypatch.setattr(training.launch, "launch", failing_launch)
+    monkeypatch.setattr(training.runs, "preflight", lambda recipe: None)  # the recipe's paths do not exist here
     with pytest.raises(SystemExit) as exc:
         main(["train", "recipes/tiny_sft_cpu.yaml", "--launch", "ddp", "--num-processes", "2"])
     assert exc.value.code == 7 and calls == [2]
 
 
-def test_quiet_drops_summaries_but_not_warnings(capsys):
+def test_quiet_drops_summaries_but_not_warnings(capsys, monkeypatch):
     import logging
 
     from eat.console import report, setup_logging
+
+    for var in ("EAT_NO_PROGRESS", "HF_DATASETS_DISABLE_PROGRESS_BARS", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        monkeypatch.setenv(var, "0")  # restored after the test
 
     try:
         setup_logging(-1)
@@ -80,6 +85,9 @@ def test_quiet_drops_summaries_but_not_warnings(capsys):
         logging.getLogger("wiki_data").warning("a warning")
         err = capsys.readouterr().err
         assert "mining summary" not in err and "a warning" in err
+        import os
+
+        assert os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] == os.environ["EAT_NO_PROGRESS"] == "1"
         setup_logging(0)
         report("mining summary")
         assert "mining summary" in capsys.readouterr().err
