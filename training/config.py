@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from eat.config import StrictModel
 
@@ -97,6 +97,13 @@ class TrainingConfig(StrictModel):
         default_factory=lambda: ["tensorboard"], description="Loggers (tensorboard, wandb, none)."
     )
     use_cpu: bool = Field(False, description="Train on CPU even when a GPU is present.")
+
+    @field_validator("max_steps")
+    @classmethod
+    def _steps_or_epochs(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("must be -1 (train for num_train_epochs) or at least 1")
+        return value
 
 
 class SFTRecipe(StrictModel):

@@ -65,7 +65,9 @@ def test_launched_jobs_pass_their_exit_status_on(monkeypatch):
         return 7  # e.g. torchrun after a worker died
 
     monkeypatch.setattr(training.launch, "launch", failing_launch)
-    monkeypatch.setattr(training.runs, "preflight", lambda recipe: None)  # the recipe's paths do not exist here
+    monkeypatch.setattr(
+        training.runs, "preflight", lambda recipe: None
+    )  # the recipe's paths do not exist here
     with pytest.raises(SystemExit) as exc:
         main(["train", "recipes/tiny_sft_cpu.yaml", "--launch", "ddp", "--num-processes", "2"])
     assert exc.value.code == 7 and calls == [2]

@@ -233,3 +233,15 @@ def test_overridden_data_is_still_a_plain_mapping(tmp_path):
     data = apply_overrides({"name": "a"}, ["epochs=2"])
     assert data == {"name": "a", "epochs": 2}
     assert yaml.safe_load(yaml.safe_dump(data)) == {"name": "a", "epochs": 2}
+
+
+def test_max_steps_is_minus_one_or_positive():
+    from eat.recipes import load_recipe
+
+    for bad in ("0", "-5"):
+        with pytest.raises(UserError, match="must be -1"):
+            load_recipe("recipes/tiny_sft_cpu.yaml", [f"training.max_steps={bad}"], kinds=["sft"])
+    assert (
+        load_recipe("recipes/tiny_sft_cpu.yaml", ["training.max_steps=-1"], kinds=["sft"]).training.max_steps
+        == -1
+    )
