@@ -247,6 +247,34 @@ def _models_at(model_cls: type[BaseModel], loc: Sequence[Any]) -> list[type[Base
     return current
 
 
+def recipe_keys(model_cls: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, description) of every leaf key, nested models flattened.
+
+    The table behind `eat train keys`: the same models validate recipes, so it cannot drift.
+    """
+    from pydantic_core import PydanticUndefined
+
+    rows = []
+    for name, field in model_cls.model_fields.items():
+        key = f"{prefix}{name}"
+        nested = [t for t in _unwrap(field.annotation) if isinstance(t, type) and issubclass(t, BaseModel)]
+        if nested:
+            rows += recipe_keys(nested[0], f"{key}.")
+            continue
+        if field.default is not PydanticUndefined:
+            default = repr(field.default) if not isinstance(field.default, str) else field.default
+        elif field.default_factory is not None:
+            default = repr(field.default_factory())
+        else:
+            default = "(required)"
+        if get_origin(field.annotation) is Literal:
+            kind = " | ".join(str(a) for a in get_args(field.annotation))
+        else:
+            kind = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
+        rows.append((key, kind, default, field.description or ""))
+    return rows
+
+
 def describe_validation_error(exc: ValidationError, model_cls: type[BaseModel]) -> str:
     """One line for the first error: the dotted key, what is wrong, and a suggestion for typos."""
     errors = exc.errors(include_url=False)

@@ -44,7 +44,25 @@ def run_recipe(recipe_path: str, overrides: list[str] | tuple[str, ...]) -> dict
     return run_ner_tagger(recipe)
 
 
-@train.command("run")
+@train.command("keys")
+@click.argument("kind", type=click.Choice(["sft", "ner_tagger"]), default="sft")
+def keys(kind: str) -> None:
+    """Every recipe key of KIND (sft or ner_tagger) with its type, default and meaning."""
+    from rich.table import Table
+
+    from eat.config import recipe_keys
+    from eat.console import console
+    from training.config import NERTaggerRecipe, SFTRecipe
+
+    table = Table(title=f"kind: {kind} recipe keys (YAML, or key=value after the recipe)")
+    for column in ("key", "type", "default", "description"):
+        table.add_column(column, overflow="fold")
+    for row in recipe_keys(SFTRecipe if kind == "sft" else NERTaggerRecipe):
+        table.add_row(*row)
+    console.print(table)
+
+
+@train.command("run", epilog="All recipe keys with defaults: eat train keys sft (or ner_tagger).")
 @click.argument("recipe", type=click.Path(path_type=str))
 @click.argument("overrides", nargs=-1)
 @model_options(LaunchOptions)

@@ -245,3 +245,22 @@ def test_max_steps_is_minus_one_or_positive():
         load_recipe("recipes/tiny_sft_cpu.yaml", ["training.max_steps=-1"], kinds=["sft"]).training.max_steps
         == -1
     )
+
+
+def test_recipe_keys_table_covers_every_key_a_recipe_accepts():
+    """`eat train keys` lists exactly the keys of a resolved recipe, with defaults, from the same models."""
+    from eat.config import recipe_keys, validate
+    from training.config import SFTRecipe
+
+    rows = {key: (kind, default, text) for key, kind, default, text in recipe_keys(SFTRecipe)}
+    assert rows["training.learning_rate"][1] == "0.0002" and rows["training.learning_rate"][2]
+    assert rows["method"][0] == "lora | qlora | full"
+    assert rows["model.name_or_path"][1] == "(required)"
+
+    def leaves(data, prefix=""):
+        if isinstance(data, dict):
+            return {k for key, value in data.items() for k in leaves(value, f"{prefix}{key}.")}
+        return {prefix[:-1]}
+
+    resolved = validate(SFTRecipe, {"kind": "sft", "model": {"name_or_path": "m"}}, "test").model_dump()
+    assert set(rows) == leaves(resolved)
