@@ -340,6 +340,9 @@ def train_and_evaluate(
     from eat.console import is_quiet
 
     state = PartialState()
+    # TRL writes its own README.md at every checkpoint; in a run stopped early it would be the only card, and
+    # a wrong one (no base model, no data). Ours is written when the run completes (model_card).
+    trainer.create_model_card = lambda *args, **kwargs: None
     if is_quiet():  # without tqdm, Trainer prints every log dict to stdout
         from transformers import PrinterCallback
 

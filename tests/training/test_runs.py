@@ -86,3 +86,23 @@ def test_run_stopped_after_its_last_step_writes_outputs_without_another_step(tin
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert (out / "adapter_model.safetensors").read_bytes() == adapter
     assert (out / "metrics.json").is_file()
+
+
+def test_interrupted_run_leaves_checkpoints_and_no_model_card(tiny_lm, sft_dataset, tmp_path):
+    """A run stopped after a checkpoint keeps it, and no README.md pretends the run is a finished model."""
+    from transformers import TrainerCallback
+
+    from training.sft import run_sft
+
+    class Stop(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise KeyboardInterrupt
+
+    out = tmp_path / "run"
+    recipe = make_recipe(tiny_lm, sft_dataset, out, "training.max_steps=4", "training.save_steps=2")
+    with pytest.raises(KeyboardInterrupt):
+        run_sft(recipe, callbacks=[Stop()])
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    assert not (out / "README.md").exists() and not (out / "metrics.json").exists()
+    assert run_sft(recipe)["global_step"] == 4  # and the re-run finishes it
+    assert (out / "README.md").is_file()
