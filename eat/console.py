@@ -45,6 +45,9 @@ def setup_logging(verbosity: int = 0) -> None:
     # Third-party loggers are noisy at INFO; keep them at WARNING unless debugging.
     for name in ("transformers", "datasets", "accelerate", "peft", "trl", "httpx", "urllib3", "filelock"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbosity > 1 else logging.WARNING)
+    # huggingface_hub gives its logger a stderr handler of its own at import: without this, each of its
+    # warnings (e.g. every retry of an unreachable Hub) would print twice.
+    logging.getLogger("huggingface_hub").propagate = False
     # bitsandbytes warns on every import on CPUs with AVX512-BF16 that an optional kernel from the hub
     # (`kernels` package) is missing; 4-bit still works without it, and LoRA runs never use it.
     logging.getLogger("bitsandbytes").setLevel(logging.DEBUG if verbosity > 1 else logging.ERROR)

@@ -61,12 +61,28 @@ def check_model_path(name: str, key: str = "model.name_or_path") -> None:
         if not (path / "config.json").is_file():
             raise UserError("not a model folder (no config.json)", path=path)
         return
-    is_hub_id = _is_hub_id(name)
-    if not is_hub_id or os.environ.get("HF_HUB_OFFLINE") == "1":
-        from huggingface_hub import try_to_load_from_cache
+    if not _is_hub_id(name):
+        raise _missing_model(name, key)
+    from huggingface_hub import try_to_load_from_cache
 
-        if not is_hub_id or not isinstance(try_to_load_from_cache(name, "config.json"), str):
-            raise _missing_model(name, key)
+    if isinstance(try_to_load_from_cache(name, "config.json"), str):
+        return  # in the local Hub cache
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_resolves():
+        raise _missing_model(name, key)
+
+
+def _hub_resolves() -> bool:
+    """Whether the Hub's host name resolves: on an offline machine, fail at once instead of after a minute
+    of download retries."""
+    import socket
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except (OSError, UnicodeError):
+        return False
+    return True
 
 
 def check_model_kind(name: str, seq2seq: bool, what: str) -> None:

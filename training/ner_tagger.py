@@ -107,6 +107,16 @@ def entity_scores(predictions: list[str], references: list[str]) -> dict[str, fl
 
 def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> dict[str, Any]:
     """Fine-tune the seq2seq tagger, score entity F1 by generation, and write the output folder."""
+    t, d, g = recipe.training, recipe.data, recipe.generation
+    if (done := check_output_dir(t.output_dir, recipe)) is not None:
+        return done
+    # Mistakes in paths are reported before the heavy imports below (seconds).
+    for f in (d.train_file, d.eval_file):
+        if f and not Path(f).is_file():
+            raise UserError("CoNLL file not found", path=f)
+    check_model_path(recipe.model.name_or_path)
+    check_model_kind(recipe.model.name_or_path, seq2seq=True, what="kind: ner_tagger")
+
     import numpy as np
     from accelerate import PartialState
     from datasets import Dataset
@@ -118,16 +128,10 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
         set_seed,
     )
 
-    t, d, g = recipe.training, recipe.data, recipe.generation
-    if (done := check_output_dir(t.output_dir, recipe)) is not None:
-        return done
     precision = resolve_precision(t.precision, t.use_cpu)
     state = PartialState()
     train = read_conll(d.train_file)[: d.max_train_samples]
     evals = read_conll(d.eval_file)[: d.max_eval_samples] if d.eval_file else None
-
-    check_model_path(recipe.model.name_or_path)
-    check_model_kind(recipe.model.name_or_path, seq2seq=True, what="kind: ner_tagger")
     tokenizer = load_tokenizer(recipe.model)
 
     def encode(batch):

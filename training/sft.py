@@ -65,14 +65,20 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
 
     `callbacks` are extra transformers TrainerCallbacks (tests use them to watch parameters).
     """
-    from accelerate import PartialState
-    from transformers import set_seed
-    from trl import SFTConfig, SFTTrainer
-
     refuse_broken_distributed(recipe.method)
     t, d = recipe.training, recipe.data
     if (done := check_output_dir(t.output_dir, recipe)) is not None:
         return done
+    # Mistakes in paths are reported before the heavy imports below (seconds) and long before any tokenising.
+    if not Path(d.path).exists():
+        raise UserError("dataset folder not found (build one with `eat wiki sft`)", path=d.path)
+    check_model_path(recipe.model.name_or_path)
+    check_model_kind(recipe.model.name_or_path, seq2seq=False, what="kind: sft")
+
+    from accelerate import PartialState
+    from transformers import set_seed
+    from trl import SFTConfig, SFTTrainer
+
     precision = resolve_precision(t.precision, t.use_cpu)
     gpu = on_gpu(t.use_cpu)
     state = PartialState()
@@ -83,8 +89,6 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
 
     splits = [d.train_split] + ([d.eval_split] if d.eval_split else [])
     data = load_sft_splits(d.path, splits)
-    check_model_path(recipe.model.name_or_path)
-    check_model_kind(recipe.model.name_or_path, seq2seq=False, what="kind: sft")
     tokenizer = load_tokenizer(recipe.model, padding_side="right")
     if tokenizer.chat_template is None:
         raise UserError(
