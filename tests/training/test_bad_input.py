@@ -62,3 +62,23 @@ def test_merge_of_a_broken_adapter_folder(tiny_lm, tmp_path):
     with pytest.raises(UserError, match=r"model folder not found \(set --base"):
         merge_adapter(MergeConfig(adapter=str(adapter), out=str(tmp_path / "o")))
     assert not (tmp_path / "o").exists()
+
+
+def test_hub_id_on_an_offline_machine_fails_at_once(monkeypatch):
+    """Not in the local cache and the Hub's host does not resolve: one line now, not a minute of retries."""
+    import socket
+
+    from training.loading import check_model_path
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror("Name or service not known")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    with pytest.raises(UserError, match=r"may be offline.*hf download some-org/some-model"):
+        check_model_path("some-org/some-model")
+    monkeypatch.undo()
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [("ok",)])
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    check_model_path("some-org/some-model")  # reachable: left to from_pretrained
