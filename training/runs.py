@@ -370,9 +370,11 @@ def train_and_evaluate(
         metrics: dict[str, Any] = {
             "train_loss": train_loss,
             "global_step": global_step,
+            "epochs": round(float(trainer.state.epoch or 0.0), 3),
             "world_size": state.num_processes,
         }
         if evaluate:
             ev = trainer.evaluate()
-            metrics.update({k: v for k, v in ev.items() if k.startswith("eval_")})
+            # eval_num_tokens is TRL's count of *training* tokens seen so far: not an evaluation result.
+            metrics.update({k: v for k, v in ev.items() if k.startswith("eval_") and k != "eval_num_tokens"})
     return metrics

@@ -86,6 +86,7 @@ def test_lora_run_folder_and_resume(tiny_lm, one_batch, tmp_path):
     check_learns(watch, out)
     assert watch.start_step == 0 and metrics["global_step"] == 4
     assert math.isfinite(metrics["eval_loss"]) and metrics["world_size"] == 1
+    assert metrics["epochs"] == 4.0 and "eval_num_tokens" not in metrics  # 4 steps over one batch of 4 chats
     for name in (
         "adapter_model.safetensors",
         "adapter_config.json",
