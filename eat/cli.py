@@ -66,9 +66,12 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         if _state["debug"]:
             raise
+        from rich.markup import escape
+
         from eat.console import console
 
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: a message may hold [brackets] (pip extras, file names) that rich would read as markup
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(UserError.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted; finished work is kept, re-run to resume", err=True)

@@ -7,22 +7,10 @@ import click
 from eat.config import model_options
 from eat.errors import UserError
 from evaluation.config import EvalRecipe
+from evaluation.formats import parse_label_map
 from evaluation.score_cli import bench, score
 
 __all__ = ["bench", "eval_command", "score"]
-
-
-def _label_map(items: tuple[str, ...]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        for part in item.split(","):
-            if not part.strip():
-                continue
-            if "=" not in part:
-                raise UserError(f"--label-map {part!r} is not FROM=TO (use FROM= to drop a label)")
-            src, dst = part.split("=", 1)
-            out[src.strip()] = dst.strip()
-    return out
 
 
 @click.command("eval")
@@ -58,7 +46,7 @@ def eval_command(
             raise UserError(f"key=value overrides need a recipe file (got {overrides[0]!r})")
         cfg = model_from_options(EvalRecipe, {**given, "label_map": None})
         if label_map:
-            cfg = cfg.model_copy(update={"label_map": _label_map(label_map)})
+            cfg = cfg.model_copy(update={"label_map": parse_label_map(label_map)})
     else:
         data = apply_overrides(read_yaml(recipe), overrides)
         if data.get("kind", "eval") != "eval":
@@ -69,7 +57,7 @@ def eval_command(
         for name in given:
             data[name] = getattr(flags, name)
         if label_map:
-            data["label_map"] = {**data.get("label_map", {}), **_label_map(label_map)}
+            data["label_map"] = {**data.get("label_map", {}), **parse_label_map(label_map)}
         cfg = validate(EvalRecipe, data, source=recipe)
     if cfg.backend == "openai" and cfg.adapter:
         raise UserError("backend openai: serve the adapter on the server and pass its name as --model")

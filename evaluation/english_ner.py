@@ -143,7 +143,13 @@ class HFTagger:
 
         if not (Path(path) / "config.json").is_file():
             raise UserError("not a model folder (no config.json); use --ner-model llm for the LLM", path=path)
-        config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        if not any(Path(path).glob("*.safetensors")):
+            # pytorch_model.bin is a pickle, which can run code when loaded: refused.
+            raise UserError("no *.safetensors weights (models are loaded from safetensors only)", path=path)
+        try:
+            config = AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read the model config: {str(exc).splitlines()[0]}", path=path) from None
         self.path = path
         self.prefix = prefix if prefix is not None else _tagger_prefix(path)
         self.batch_size = batch_size

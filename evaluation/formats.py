@@ -66,6 +66,21 @@ def _map_tag(tag: str, label_map: Mapping[str, str | None] | None) -> str:
     return "O" if new is None else f"{tag[:2]}{new}"
 
 
+def parse_label_map(items) -> dict[str, str]:
+    """`--label-map` entries FROM=TO (repeated or comma-separated) -> {FROM: TO}; an empty TO drops the label."""
+    out: dict[str, str] = {}
+    for item in items:
+        for part in str(item).split(","):
+            if not part.strip():
+                continue
+            src, sep, dst = part.partition("=")
+            src, dst = src.strip(), dst.strip()
+            if not sep or not src or "=" in dst:
+                raise UserError(f"--label-map {part.strip()!r} is not FROM=TO (use FROM= to drop a label)")
+            out[src] = dst
+    return out
+
+
 def detect_format(path: Path) -> str:
     """auto: .json/.jsonl are spans; column files are bmes when any tag has an M-/E-/S- prefix."""
     suffix = path.suffix.lower()
@@ -94,15 +109,22 @@ def load_dataset_file(
     path = Path(path)
     if format not in FORMATS:
         raise UserError(f"unknown format {format!r}; use one of {', '.join(FORMATS)}", path=path)
+    if path.is_dir():
+        raise UserError("is a directory, expected a test file", path=path)
     if not path.is_file():
         raise UserError("test file not found", path=path)
-    if format == "auto":
-        format = detect_format(path)
-    if format == "spans":
-        return _load_spans(path, lang, label_map)
-    if hash_as_space is None:
-        hash_as_space = is_unspaced(lang)
-    return _load_columns(path, format, lang, label_map, hash_as_space)
+    try:
+        if format == "auto":
+            format = detect_format(path)
+        if format == "spans":
+            return _load_spans(path, lang, label_map)
+        if hash_as_space is None:
+            hash_as_space = is_unspaced(lang)
+        return _load_columns(path, format, lang, label_map, hash_as_space)
+    except UnicodeDecodeError as exc:
+        raise UserError(
+            f"not UTF-8 text (byte {exc.start} cannot be decoded); convert it to UTF-8", path=path
+        ) from None
 
 
 def _load_columns(path: Path, fmt: str, lang: str, label_map, hash_as_space: bool) -> list[Sentence]:

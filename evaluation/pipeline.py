@@ -238,6 +238,10 @@ class Pipeline:
             self.prompts.entity_types,
             self.cfg.model,
             self.cfg.adapter,
+            # The weights themselves: a model or adapter retrained into the same folder must not reuse replies.
+            weights_fingerprint(self.cfg.model),
+            weights_fingerprint(self.cfg.adapter),
+            self.cfg.dtype,
             self.decoding,
             self.cfg.max_new_tokens,
         )
@@ -305,7 +309,7 @@ class Pipeline:
             raw = {i: out[it.key][0] for i, it in zip(ids, items, strict=True)}
             parse = parse_entities
         else:
-            sid = digest("stage2", self.tagger.name)
+            sid = digest("stage2", self.tagger.name, weights_fingerprint(getattr(self.tagger, "path", None)))
             cache = self._cache("stage2")
             keys = {i: digest(sid, texts[i]) for i in ids}
             todo = list({keys[i]: i for i in ids if not cache.get(keys[i])}.values())
@@ -552,6 +556,37 @@ def load_sentences(cfg: EvalRecipe) -> list[Sentence]:
     return sentences
 
 
+def weights_fingerprint(path: str | None) -> list | None:
+    """(name, size, mtime) of a local model or adapter folder's weight and config files; None otherwise.
+
+    Cheap (no hashing of GBs) and changes whenever a run writes new weights into the folder.
+    """
+    if not path or not Path(path).is_dir():
+        return None
+    files = sorted(p for p in Path(path).iterdir() if p.suffix in (".safetensors", ".json") and p.is_file())
+    return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+
+def check_model_inputs(cfg: EvalRecipe) -> None:
+    """Local model, adapter and NER-model folders checked before anything loads (an LLM takes minutes)."""
+    if cfg.backend != "hf":
+        return
+    from training.loading import check_model_kind, check_model_path
+
+    check_model_path(cfg.model, key="--model")
+    check_model_kind(cfg.model, seq2seq=False, what="the EAT pipeline's --model")
+    if cfg.adapter is not None:
+        adapter = Path(cfg.adapter)
+        if not (adapter / "adapter_config.json").is_file():
+            raise UserError("not a LoRA adapter folder (no adapter_config.json)", path=adapter)
+        if not (adapter / "adapter_model.safetensors").is_file():
+            raise UserError(
+                "no adapter_model.safetensors (adapters are loaded from safetensors only)", path=adapter
+            )
+    if cfg.mode != "direct" and cfg.ner_model != "llm":
+        check_model_path(cfg.ner_model, key="--ner-model")
+
+
 def make_tagger(cfg: EvalRecipe) -> Tagger | None:
     if cfg.mode == "direct" or cfg.ner_model == "llm":
         return None
@@ -576,6 +611,12 @@ def run_eval(
     if out.exists() and not out.is_dir():
         raise UserError("run folder is a file", path=out)
     sentences = sentences if sentences is not None else load_sentences(cfg)
+    if backend is None:
+        check_model_inputs(cfg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot create the run folder ({exc.strerror})", path=out) from None
     lexicon = load_lexicon(cfg.lexicon, cfg.lang) if cfg.lexicon else None
     t_start = time.perf_counter()
     if backend is None:
@@ -583,8 +624,6 @@ def run_eval(
     if tagger is None:
         tagger = make_tagger(cfg)
     t_load = time.perf_counter() - t_start
-    out.mkdir(parents=True, exist_ok=True)
-    dump_config(cfg, out / "config.yaml")
     pipeline = Pipeline(cfg, backend, tagger, lexicon=lexicon, cache_dir=out / "cache")
     t0 = time.perf_counter()
     result = pipeline.run(sentences)
@@ -610,6 +649,9 @@ def run_eval(
     }
     write_jsonl(out / "predictions.jsonl", result.records)
     write_json(out / "metrics.json", metrics)
+    # Written with the results, so config.yaml always describes the predictions and metrics beside it
+    # (a re-run with other settings that fails leaves the folder as the last complete run wrote it).
+    dump_config(cfg, out / "config.yaml")
     from eat.io import atomic_open
 
     with atomic_open(out / "report.md") as fh:

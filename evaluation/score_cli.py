@@ -45,15 +45,9 @@ class ScoreOptions(StrictModel):
 
 
 def _parse_label_map(items: list[str]) -> dict[str, str | None] | None:
-    if not items:
-        return None
-    out: dict[str, str | None] = {}
-    for item in items:
-        if "=" not in item:
-            raise UserError(f"--label-map entries are FROM=TO, got {item!r}")
-        k, v = item.split("=", 1)
-        out[k.strip()] = v.strip() or None
-    return out
+    from evaluation.formats import parse_label_map
+
+    return {k: v or None for k, v in parse_label_map(items).items()} or None
 
 
 def _is_run_file(path: Path) -> bool:

@@ -19,9 +19,15 @@ log = logging.getLogger(__name__)
 def _resolve_device(device: str | None) -> str:
     import torch
 
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UserError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps ...)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu")
+    return device
 
 
 def _torch_dtype(dtype: str, device: str):
@@ -96,14 +102,26 @@ class HFBackend:
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
             )
-        except OSError as exc:
+        except (
+            OSError,
+            ValueError,
+        ) as exc:  # ValueError: custom code without trust_remote_code, other family
             raise UserError(f"cannot load model: {str(exc).splitlines()[0]}", path=model) from None
         if adapter is not None:
             from peft import PeftModel
 
             if not (Path(adapter) / "adapter_config.json").is_file():
                 raise UserError("not a LoRA adapter folder (no adapter_config.json)", path=adapter)
-            self.model = PeftModel.from_pretrained(self.model, adapter, is_trainable=False)
+            if not (Path(adapter) / "adapter_model.safetensors").is_file():
+                # PEFT would fall back to adapter_model.bin, a pickle that can run code when loaded.
+                raise UserError(
+                    "no adapter_model.safetensors (adapters are loaded from safetensors only)", path=adapter
+                )
+            try:
+                self.model = PeftModel.from_pretrained(self.model, adapter, is_trainable=False)
+            except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+                reason = " ".join(str(exc).split())[:200]
+                raise UserError(f"cannot load the adapter onto {model} ({reason})", path=adapter) from None
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
