@@ -371,6 +371,50 @@ def _finish_rows(
     return out
 
 
+RUN_SETTINGS = "mine-run.json"
+
+
+def _file_id(path: Path | None) -> list | None:
+    return None if path is None else [path.name, path.stat().st_size] if path.exists() else [path.name, None]
+
+
+def run_settings(cfg: MineConfig, files) -> dict:
+    """What decides the shards' contents: a --resume must use the same, or the output mixes two runs."""
+    return {
+        "lang": cfg.lang,
+        "variant": cfg.variant.lower() if cfg.lang == "zh" else None,
+        "dump_date": files.date,
+        "pages": _file_id(files.pages),
+        "index": _file_id(files.index),
+        "types": _file_id(cfg.types),
+        "num_shards": cfg.num_shards,
+        "shard_index": cfg.shard_index,
+        "streams_per_shard": cfg.streams_per_shard,
+    }
+
+
+def check_resume_settings(out: Path, settings: dict) -> None:
+    """--resume continues only the run that made OUT's shards (same wiki, dump, variant, types, sharding)."""
+    path = out / RUN_SETTINGS
+    if not path.is_file():
+        if shard_paths(out):
+            log.warning(
+                "%s has shards but no %s: cannot check they come from these settings", out, RUN_SETTINGS
+            )
+        return
+    try:
+        before = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError):
+        raise UserError(f"{RUN_SETTINGS} is unreadable; mine into a new folder", path=out) from None
+    changed = [f"{k}: {before.get(k)!r} -> {v!r}" for k, v in settings.items() if before.get(k) != v]
+    if changed:
+        raise UserError(
+            f"--resume with other settings than the run that wrote these shards ({'; '.join(changed[:3])}): "
+            "use the same flags, or a new --out",
+            path=out,
+        )
+
+
 def mine(cfg: MineConfig) -> dict:
     """Run the whole mining job; returns the stats written to OUT/stats.json."""
     from eat.console import make_progress
@@ -388,17 +432,25 @@ def mine(cfg: MineConfig) -> dict:
         cfg.redirects,
     )  # fmt: skip
     out = cfg.out
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise UserError("--out is a file; give a folder for the pairs-*.parquet shards", path=out)
     if not cfg.resume and shard_paths(out):
         raise UserError(
             "output folder already holds pairs-*.parquet shards; use --resume or a new folder", path=out
         )
+    settings = run_settings(cfg, files)
+    if cfg.resume:
+        check_resume_settings(out, settings)
+    if cfg.types is not None and not cfg.types.is_file():
+        raise UserError("--types table not found (build it with `eat wiki types`)", path=cfg.types)
     log.info(f"reading SQL tables for {cfg.lang}wiki ...")
     sel = select_pages(files)
     types: dict[str, str] = {}
     if cfg.types is not None:
         types = load_types(cfg.types, set(sel.qids.values()))
     log.info(f"{len(sel.titles):,} wanted pages (main namespace, English link, not disambiguation)")
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / RUN_SETTINGS, settings)
 
     runner = _Runner(cfg)
     try:

@@ -123,6 +123,21 @@ def test_resume_after_deleting_a_shard(reference, ja_multi, tmp_path):
         run(ja_multi, out)
 
 
+def test_resume_refuses_other_settings_than_the_first_run(reference, ja_multi, tmp_path):
+    """Shards of one run continued with another sharding, wiki or type table would mix two results."""
+    out = tmp_path / "out"
+    shutil.copytree(reference, out)
+    shard_paths(out)[-1].unlink()
+    with pytest.raises(UserError, match="streams_per_shard: 3 -> 5"):
+        run(ja_multi, out, resume=True, streams_per_shard=5)
+    types = tmp_path / "types.parquet"
+    types.write_bytes(b"x")
+    with pytest.raises(UserError, match="types: None -> "):
+        run(ja_multi, out, resume=True, types=types)
+    with pytest.raises(UserError, match="is a file"):
+        run(ja_multi, types)
+
+
 def test_crash_mid_shard_leaves_no_shard_and_resume_completes(reference, ja_multi, tmp_path, monkeypatch):
     import wiki_data.mine as mine_mod
 
