@@ -104,6 +104,7 @@ def discover(
     if missing:
         raise UserError(f"missing dump file(s): looked for {'; '.join(missing)}")
     assert pages_path and page_table_path and langlinks_path and props_path
+    check_pages_dump(pages_path)
     return DumpFiles(
         lang=lang,
         date=date if date != "latest" else None,
@@ -114,3 +115,30 @@ def discover(
         page_props=props_path,
         redirects=redirects_path,
     )
+
+
+def check_pages_dump(path: Path) -> None:
+    """Refuse at once a pages file that is not a MediaWiki XML export (a mining run would find 0 pages and
+    end with an empty output and exit 0). Reads the first stream only."""
+    import bz2
+
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(4)
+        if path.suffix == ".bz2":
+            if not raw.startswith(b"BZh"):
+                raise UserError("not a bz2 file (no BZh header)", path=path)
+            with bz2.open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+        elif path.suffix == ".gz":
+            import gzip
+
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+        else:
+            with open(path, "rb") as fh:
+                head = fh.read(1 << 16)
+    except (OSError, EOFError) as exc:
+        raise UserError(f"cannot read the start of the dump ({exc})", path=path) from None
+    if b"<mediawiki" not in head:
+        raise UserError("not a MediaWiki XML dump (no <mediawiki> element at its start)", path=path)

@@ -138,6 +138,23 @@ def test_resume_refuses_other_settings_than_the_first_run(reference, ja_multi, t
         run(ja_multi, types)
 
 
+def test_pages_file_that_is_not_a_dump_is_refused(ja_plain, tmp_path):
+    import bz2
+
+    folder = tmp_path / "dumps"
+    shutil.copytree(ja_plain, folder)
+    pages = next(folder.glob("*pages-articles.xml.bz2"))
+    for content, needle in [
+        (b"not bz2 at all", "not a bz2 file"),
+        (bz2.compress(b"just some text"), "not a MediaWiki XML dump"),
+        (bz2.compress(b'<?xml version="1.0"?><rss><channel/></rss>'), "not a MediaWiki XML dump"),
+    ]:
+        pages.write_bytes(content)
+        with pytest.raises(UserError, match=needle):
+            run(folder, tmp_path / "out")
+        assert not (tmp_path / "out").exists()
+
+
 def test_crash_mid_shard_leaves_no_shard_and_resume_completes(reference, ja_multi, tmp_path, monkeypatch):
     import wiki_data.mine as mine_mod
 
