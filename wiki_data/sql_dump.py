@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,8 +101,16 @@ class SqlStats:
 
 def _open(path: Path):
     with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")
+        magic = fh.read(3)
+    if magic[:2] == b"\x1f\x8b":
+        return gzip.open(path, "rb")
+    if magic == b"BZh":
+        import bz2
+
+        return bz2.open(path, "rb")
+    if path.suffix in (".gz", ".bz2"):
+        raise UserError(f"not a {path.suffix[1:]} file (its first bytes say otherwise)", path=path)
+    return open(path, "rb")
 
 
 def _blocks(path: Path) -> Iterator[bytes]:
@@ -165,8 +174,13 @@ class SqlDump:
                         self.columns = DEFAULT_COLUMNS.get(name)
                     stats.statements += 1
                     yield from self._rows_of_statement(block, ins.end(), contains)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
             raise UserError(f"cannot read SQL dump ({exc})", path=self.path) from None
+        if self.table is not None and stats.statements == 0:
+            raise UserError(
+                f"no INSERT INTO `{self.table}` statement: not a {self.table} table dump, or empty",
+                path=self.path,
+            )
 
     def _rows_of_statement(self, block: bytes, pos: int, contains: tuple[bytes, ...]) -> Iterator[list]:
         stats = self.stats

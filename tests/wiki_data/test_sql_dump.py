@@ -90,3 +90,29 @@ def test_missing_column_is_a_user_error(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match="not found"):
         SqlDump(tmp_path / "nope.sql.gz")
+
+
+def test_wrong_table_corrupt_gzip_and_bz2_dumps(tmp_path):
+    import bz2
+
+    from wiki_data.sql_dump import format_table_dump
+
+    columns = ["pp_page", "pp_propname", "pp_value"]
+    text = gzip.decompress(format_table_dump("page_props", [(1, "disambiguation", "")], columns)).decode()
+    other = tmp_path / "other.sql"
+    other.write_text(text.replace("page_props", "change_tag_def"), encoding="utf-8")
+    with pytest.raises(UserError, match="no INSERT INTO `page_props`"):
+        list(SqlDump(other, "page_props").tuples())
+    packed = tmp_path / "page_props.sql.bz2"
+    packed.write_bytes(bz2.compress(text.encode("utf-8")))
+    assert list(SqlDump(packed, "page_props").tuples()) == [[1, "disambiguation", ""]]
+    fake = tmp_path / "fake.sql.gz"
+    fake.write_text(text, encoding="utf-8")
+    with pytest.raises(UserError, match="not a gz file"):
+        list(SqlDump(fake, "page_props").tuples())
+    data = bytearray(gzip.compress((text * 2000).encode("utf-8"), compresslevel=1))
+    data[200:260] = bytes(60)  # damage inside the deflate stream
+    broken = tmp_path / "broken.sql.gz"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="cannot read SQL dump"):  # zlib.error inside, one line outside
+        list(SqlDump(broken, "page_props").tuples())
