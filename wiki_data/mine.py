@@ -605,27 +605,39 @@ def write_pairs_jsonl(out: Path) -> int:
 
 def merge(inputs: list[Path], out: Path) -> dict:
     """Combine mining outputs (e.g. one per machine): dedupe by (lang, page_id), sum stats, renumber shards."""
+    from wiki_data.sft import atomic_dir
+
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise UserError("merge output exists and is not an empty folder; choose a new --out", path=out)
+    for folder in inputs:  # every input checked before anything is written
+        if not shard_paths(folder):
+            raise UserError("no pairs-*.parquet shards here", path=folder)
+    if out.exists():
+        out.rmdir()
+    with atomic_dir(out) as tmp:  # the merged folder appears whole, or not at all
+        return _merge_into(inputs, tmp, out)
+
+
+def _merge_into(inputs: list[Path], out: Path, final: Path) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     from eat.io import atomic_path, write_json
 
-    if shard_paths(out):
-        raise UserError("merge output folder already holds shards; choose a new folder", path=out)
     seen: set[tuple[str, int]] = set()
     total = Counter()
     extra: dict = {}
+    langs: set[str] = set()
     n = 0
     for folder in inputs:
         paths = shard_paths(folder)
-        if not paths:
-            raise UserError("no pairs-*.parquet shards here", path=folder)
         stats_file = folder / "stats.json"
         if stats_file.exists() and not extra:
             prev = json.loads(stats_file.read_text("utf-8"))
             extra = {k: prev[k] for k in ("lang", "dump_date", "sql") if k in prev}
         for path in paths:
             table = pq.read_table(path)
+            langs.update(table["lang"].to_pylist())
             keys = list(zip(table["lang"].to_pylist(), table["page_id"].to_pylist(), strict=True))
             keep = [k not in seen for k in keys]
             seen.update(keys)
@@ -643,8 +655,11 @@ def merge(inputs: list[Path], out: Path) -> dict:
             n += 1
     stats = collect_stats(out)
     stats.update(extra)
+    if len(langs) > 1:  # a multilingual merge: no single language or dump date describes it
+        stats.update(lang=",".join(sorted(langs)), dump_date=None, sql=None)
     stats["merged_from"] = [str(p) for p in inputs]
     write_json(out / "stats.json", stats)
+    log.info("merged %d folders into %s", len(inputs), final)
     return stats
 
 

@@ -191,6 +191,14 @@ def test_shard_index_split_and_merge(reference, ja_multi, tmp_path):
     assert stats["pages"]["kept"] == ref_stats["pages"]["kept"]
     with pytest.raises(UserError, match="shard-index"):
         run(ja_multi, tmp_path / "bad", num_shards=2, shard_index=2)
+    # A bad input anywhere in the list: nothing written, and the same command works once it is fixed.
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no pairs-"):
+        merge([tmp_path / "part0", tmp_path / "empty"], tmp_path / "merged2")
+    assert not (tmp_path / "merged2").exists()
+    merge([tmp_path / "part0", tmp_path / "part1"], tmp_path / "merged2")
+    with pytest.raises(UserError, match="not an empty folder"):
+        merge([tmp_path / "part0"], tmp_path / "merged2")
 
 
 def test_corrupt_stream_is_reported_or_skipped(ja_multi, tmp_path):
