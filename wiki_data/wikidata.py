@@ -247,6 +247,14 @@ def build_types(cfg: TypesConfig) -> dict:
         if pool is not None:
             pool.terminate()
             pool.join()
+    if entities == 0:
+        raise UserError(
+            "no entity with P31/P279 claims found: expected a Wikidata JSON dump, one entity per line "
+            f"(latest-all.json.gz){f'; {bad:,} lines could not be read' if bad else ''}",
+            path=cfg.wikidata,
+        )
+    if bad:
+        log.warning("%s: %s lines were not entities and were skipped", cfg.wikidata, f"{bad:,}")
     resolver = ClassResolver(subclass_of)
     by_class: dict[int, tuple[int, int, str | None, str | None]] = {}  # resolver answers by Q number
     out_item, out_type, out_class = array("I"), array("B"), array("I")

@@ -124,3 +124,11 @@ def test_parse_entity_whatever_the_key_order():
     }
     assert parse_entity(json.dumps(lexeme, sort_keys=True)) == ("L7", [], [])
     assert parse_entity('{"type":"item","labels":{}}') is None
+
+
+def test_files_that_are_not_wikidata_dumps(tmp_path):
+    csv = tmp_path / "items.csv"
+    csv.write_text("qid,label\nQ1,universe\n", encoding="utf-8")
+    with pytest.raises(UserError, match="expected a Wikidata JSON dump"):
+        build_types(TypesConfig(wikidata=csv, out=tmp_path / "t.parquet"))
+    assert not (tmp_path / "t.parquet").exists()
