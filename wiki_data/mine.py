@@ -302,17 +302,33 @@ def shard_stats(path: Path) -> Counter:
     return Counter(json.loads(meta.get(STATS_KEY, b"{}")))
 
 
+def _init_pool_worker(lang: str, variant: str | None, timeout: float) -> None:
+    """Workers leave Ctrl-C to the parent, which stops them: no traceback from every worker, no hang."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    init_worker(lang, variant, timeout)
+
+
 class _Runner:
-    """Runs tasks on a pool (or in-process for one worker), in order, with a bounded queue."""
+    """Runs tasks on a process pool (or in-process for one worker), in order, with a bounded queue.
+
+    A ProcessPoolExecutor rather than multiprocessing.Pool: when a worker dies (OOM killer, kill -9) Pool
+    waits for its task forever, while the executor fails the task with BrokenProcessPool.
+    """
 
     def __init__(self, cfg: MineConfig):
         self.cfg = cfg
         self.pool = None
         variant = cfg.variant if cfg.lang == "zh" else None
         if cfg.workers > 1:
-            ctx = mp.get_context("spawn")
-            self.pool = ctx.Pool(
-                cfg.workers, initializer=init_worker, initargs=(cfg.lang, variant, cfg.page_timeout)
+            from concurrent.futures import ProcessPoolExecutor
+
+            self.pool = ProcessPoolExecutor(
+                cfg.workers,
+                mp_context=mp.get_context("spawn"),
+                initializer=_init_pool_worker,
+                initargs=(cfg.lang, variant, cfg.page_timeout),
             )
         else:
             init_worker(cfg.lang, variant, cfg.page_timeout)
@@ -323,21 +339,31 @@ class _Runner:
             for tag, task in tasks:
                 yield tag, work(task)
             return
+        from concurrent.futures.process import BrokenProcessPool
+
         window: deque = deque()
         limit = self.cfg.workers * 4
-        for tag, task in tasks:
-            window.append((tag, self.pool.apply_async(work, (task,))))
-            while len(window) >= limit:
-                t, res = window.popleft()
-                yield t, res.get()
-        while window:
-            t, res = window.popleft()
-            yield t, res.get()
+        try:
+            for tag, task in tasks:
+                window.append((tag, self.pool.submit(work, task)))
+                while len(window) >= limit:
+                    t, fut = window.popleft()
+                    yield t, fut.result()
+            while window:
+                t, fut = window.popleft()
+                yield t, fut.result()
+        except BrokenProcessPool:
+            raise UserError(
+                "a mining worker process died (out of memory, or killed); finished shards are kept: "
+                "re-run with --resume (and fewer --workers if memory is short)"
+            ) from None
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.terminate()
-            self.pool.join()
+            # Stop at once (Ctrl-C, errors): running tasks belong to unfinished shards, which are redone.
+            for proc in list(getattr(self.pool, "_processes", {}).values()):
+                proc.terminate()
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _finish_rows(
