@@ -343,8 +343,10 @@ def plot_f1(rows: list[dict], path: Path) -> None:
     width = 0.8 / max(len(ckpts), 1)
     fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) * max(1, len(ckpts)) ** 0.5 + 3), 4))
     for k, c in enumerate(ckpts):
-        xs = [i + (k - (len(ckpts) - 1) / 2) * width for i in range(len(groups))]
-        ys = [100 * cell.get((c, d, lang), 0.0) for d, lang in groups]
+        # Only the datasets this checkpoint was run on: a missing run is no bar, not a 0.0 bar.
+        present = [(i, d, lang) for i, (d, lang) in enumerate(groups) if (c, d, lang) in cell]
+        xs = [i + (k - (len(ckpts) - 1) / 2) * width for i, _, _ in present]
+        ys = [100 * cell[(c, d, lang)] for _, d, lang in present]
         bars = ax.bar(xs, ys, width, label=c)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(range(len(groups)), [f"{d}\n({lang})" for d, lang in groups], fontsize=8)
@@ -366,7 +368,8 @@ def plot_errors(runs: list[dict], path: Path) -> None:
     shown = [r for r in runs if r["errors"] is not None]
     fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(shown) + 3), 4))
     labels = [
-        f"{checkpoint_name(r['metrics'], r['path'])}\n{Path(str(r['metrics'].get('dataset') or '?')).name} ({r['metrics'].get('lang')})"
+        f"{Path(r['path']).name}: {checkpoint_name(r['metrics'], r['path'])}\n"
+        f"{Path(str(r['metrics'].get('dataset') or '?')).name} ({r['metrics'].get('lang')})"
         for r in shown
     ]
     bottom = [0.0] * len(shown)
@@ -393,7 +396,8 @@ def bench(runs: list[str | Path], out: str | Path) -> dict:
     """Load runs, write summary.md/.csv, f1.png, errors.md/.png under `out`; return the loaded data."""
     if not runs:
         raise UserError("give at least one RUN folder")
-    loaded = [load_run(r) for r in runs]
+    unique = list({Path(r).resolve(): r for r in runs}.values())  # a run named twice is one run
+    loaded = [load_run(r) for r in unique]
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError("output folder is a file", path=out)

@@ -123,6 +123,7 @@ def test_bench_writes_tables_charts_and_breakdown(tmp_path):
     assert errs["lora"]["correct"] == 1 and errs["base"]["correct"] == 1
     emd = (out / "errors.md").read_text(encoding="utf-8")
     assert "| base | Qwen2.5-7B | dev-zh.tsv | zh | 3 | 1 | 1 | 1 | 0 | 0 | 0 | 0 | 0 |" in emd
+    assert len(bench([a, b, a], tmp_path / "again")["rows"]) == 2  # a run named twice counts once
 
 
 def test_bench_cli_and_bad_runs(tmp_path):
