@@ -47,8 +47,10 @@ class EvalRecipe(StrictModel):
     max_new_tokens: int = Field(256, ge=1, description="Most tokens generated per reply.")
     decoding: Literal["greedy", "paper"] = Field(
         "greedy",
-        description="greedy (reproducible) or paper (do_sample, temperature 0.7, top_p 0.8, top_k 20, "
-        "repetition_penalty 1.05, seeded).",
+        description="greedy (reproducible, also across resumes and batch sizes) or paper (do_sample, "
+        "temperature 0.7, top_p 0.8, top_k 20, repetition_penalty 1.05, seeded: the same run twice gives the "
+        "same replies, but samples depend on the batch a chat shares, so a resumed run or another "
+        "--batch-size may differ).",
     )
     seed: int = Field(0, description="Seed for sampled decoding.")
     label_map: dict[str, str] = Field(

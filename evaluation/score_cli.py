@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +12,8 @@ from pydantic import Field
 
 from eat.config import StrictModel, model_from_options, model_options
 from eat.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 class ScoreOptions(StrictModel):
@@ -161,6 +164,8 @@ def run_score(cfg: ScoreOptions) -> dict:
         "sentences": len(gold),
         **score_all(gold, preds, pred_tags=pred_tags, lang=lang, bootstrap=cfg.bootstrap, seed=cfg.seed),
     }
+    if cfg.mode == "strict" and "seqeval_strict" not in metrics:
+        log.warning("--mode strict applies to tag files; these have no tags, so exact spans are scored")
     if cfg.out:
         from eat.io import write_json
 
