@@ -344,11 +344,19 @@ class _Runner:
         window: deque = deque()
         limit = self.cfg.workers * 4
         try:
-            for tag, task in tasks:
-                window.append((tag, self.pool.submit(work, task)))
-                while len(window) >= limit:
+            try:
+                for tag, task in tasks:
+                    window.append((tag, self.pool.submit(work, task)))
+                    while len(window) >= limit:
+                        t, fut = window.popleft()
+                        yield t, fut.result()
+            except UserError:
+                # The input broke (e.g. a damaged plain dump): finish what was already handed out, so every
+                # shard completed before the damage is written, then report.
+                while window:
                     t, fut = window.popleft()
                     yield t, fut.result()
+                raise
             while window:
                 t, fut = window.popleft()
                 yield t, fut.result()
@@ -463,6 +471,12 @@ def mine(cfg: MineConfig) -> dict:
     if not cfg.resume and shard_paths(out):
         raise UserError(
             "output folder already holds pairs-*.parquet shards; use --resume or a new folder", path=out
+        )
+    if cfg.skip_bad_streams and files.index is None:
+        log.warning(
+            "--skip-bad-streams applies to multistream dumps: %s is one bz2 stream, so nothing after a damaged "
+            "block can be read (the shards finished before it are kept)",
+            files.pages.name,
         )
     settings = run_settings(cfg, files)
     if cfg.resume:

@@ -229,6 +229,11 @@ def test_truncated_plain_dump_names_offset(ja_plain, shared_data, tmp_path):
     with pytest.raises(UserError, match=r"jawiki-20230501-pages-articles\.xml\.bz2: .*byte offset \d+"):
         run(folder, tmp_path / "out")
     assert not shard_paths(tmp_path / "out")[1:]  # at most the shard finished before the damage
+    # With workers, the shards completed before the damage are written too (not lost in the queue).
+    (folder / "jawiki-20230501-pages-articles.xml.bz2").write_bytes(data[: len(data) * 9 // 10])
+    with pytest.raises(UserError, match="byte offset"):
+        run(folder, tmp_path / "out2", workers=2, streams_per_shard=1)
+    assert len(shard_paths(tmp_path / "out2")) >= 1
 
 
 def test_missing_files_one_line(tmp_path, capsys):
