@@ -540,9 +540,19 @@ def load_lexicon(path: str, lang: str | None = None) -> dict[str, list[str]]:
     return out
 
 
+def check_lang(code: str) -> None:
+    """The prompts name the language and tokens join by its script: an unknown code (a typo such as 'jp')
+    would run with the code itself as the language name."""
+    from eat.prompts import LANGUAGE_NAMES
+
+    if code.split("-")[0].lower() not in LANGUAGE_NAMES:
+        raise UserError(f"unknown --lang {code!r}; known codes: {', '.join(sorted(LANGUAGE_NAMES))}")
+
+
 def load_sentences(cfg: EvalRecipe) -> list[Sentence]:
     from evaluation.formats import load_dataset_file
 
+    check_lang(cfg.lang)
     label_map = {k: (v or None) for k, v in cfg.label_map.items()}
     sentences = load_dataset_file(cfg.data, cfg.format, cfg.lang, label_map)
     if cfg.limit is not None:

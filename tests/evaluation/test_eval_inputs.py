@@ -95,3 +95,10 @@ def test_devices_that_do_not_exist_here():
     if not torch.cuda.is_available():
         with pytest.raises(UserError, match="no CUDA GPU"):
             _resolve_device("cuda")
+
+
+def test_unknown_language_code_is_refused(tmp_path):
+    from evaluation.pipeline import load_sentences
+
+    with pytest.raises(UserError, match=r"unknown --lang 'jp'; known codes: .*\bja\b"):
+        load_sentences(_cfg(tmp_path, lang="jp"))
