@@ -211,10 +211,17 @@ def import_eat(corpus: str | Path, lang: str | None, out: str | Path, overwrite:
     from wiki_data.sft import atomic_dir
 
     corpus, out = Path(corpus), Path(out)
-    lang = lang or lang_from_name(corpus)
+    named = lang_from_name(corpus)
+    lang = lang or named
     if not lang:
         raise UserError("cannot tell the language from the file name; pass --lang", path=corpus)
+    if named and lang != named:
+        raise UserError(
+            f"--lang {lang} but the file is the authors' {named} corpus (corpus_{named}.json)", path=corpus
+        )
     records = read_corpus(corpus)
+    if not records:
+        raise UserError("the corpus holds no records", path=corpus)
     stats = ImportStats(corpus=str(corpus), lang=lang, records=len(records))
     rows, seen = [], set()
     for i, rec in enumerate(track(records, f"import {corpus.name}", unit="records")):

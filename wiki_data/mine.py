@@ -498,6 +498,8 @@ def mine(cfg: MineConfig) -> dict:
             n_shards, plans = _stream_shards(files, sel, cfg)
             mine_idx = _my_shards(n_shards, cfg)
             todo = [k for k in mine_idx if not (cfg.resume and (out / shard_name(k)).exists())]
+            if cfg.resume:
+                log.info(f"--resume: {len(mine_idx) - len(todo)} of {len(mine_idx)} shards already done")
             plan_list = list(plans(todo))
             total = sum(len(t[4]) for p in plan_list for t in p.tasks)
             _run_multistream(runner, plan_list, out, sel, cfg, types, files.date, total, make_progress)

@@ -39,6 +39,7 @@ class TypesConfig(StrictModel):
     )
     out: Path = Field(description="Output Parquet table with columns qid, type, class.")
     workers: int = Field(1, ge=1, description="Worker processes decoding entity lines.")
+    overwrite: bool = Field(False, description="Replace an existing --out table.")
 
 
 def _open_text(path: Path):
@@ -213,6 +214,8 @@ def build_types(cfg: TypesConfig) -> dict:
 
     if not cfg.wikidata.is_file():
         raise UserError("Wikidata dump not found", path=cfg.wikidata)
+    if cfg.out.exists() and not cfg.overwrite:  # hours of work: never replaced silently
+        raise UserError("output table exists; pass --overwrite or choose another --out", path=cfg.out)
     edge_item, edge_class = (
         array("I"),
         array("I"),

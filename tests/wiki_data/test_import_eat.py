@@ -140,6 +140,7 @@ def test_import_then_sft(shared_data, tmp_path):
             '[{"eng_entity": "A", "tgt_entity": 7, "text": "B"}]',
             ["record 0:", "'tgt_entity' is not a string"],
         ),
+        ("[]", ["holds no records"]),
     ],
 )
 def test_bad_corpus_exit_2_nothing_written(tmp_path, text, fragments):
@@ -162,4 +163,12 @@ def test_missing_corpus_and_unknown_language(tmp_path):
     odd.write_text("[]", encoding="utf-8")
     result = run("import-eat", "--corpus", odd, "--out", tmp_path / "o")
     assert isinstance(result.exception, UserError) and "--lang" in str(result.exception)
+    assert not (tmp_path / "o").exists()
+
+
+def test_lang_that_contradicts_the_corpus_name(tmp_path):
+    path = tmp_path / "corpus_zh.json"
+    path.write_text('[{"eng_entity": "A", "tgt_entity": "B", "text": "B"}]', encoding="utf-8")
+    result = run("import-eat", "--corpus", path, "--lang", "ja", "--out", tmp_path / "o")
+    assert isinstance(result.exception, UserError) and "authors' zh corpus" in str(result.exception)
     assert not (tmp_path / "o").exists()

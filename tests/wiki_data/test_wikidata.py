@@ -132,3 +132,13 @@ def test_files_that_are_not_wikidata_dumps(tmp_path):
     with pytest.raises(UserError, match="expected a Wikidata JSON dump"):
         build_types(TypesConfig(wikidata=csv, out=tmp_path / "t.parquet"))
     assert not (tmp_path / "t.parquet").exists()
+
+
+def test_existing_types_table_is_not_replaced_silently(entities, tmp_path):
+    dump = tmp_path / "dump.json.gz"
+    write_dump(dump, entities, gzip.open)
+    out = tmp_path / "types.parquet"
+    build_types(TypesConfig(wikidata=dump, out=out))
+    with pytest.raises(UserError, match="--overwrite"):
+        build_types(TypesConfig(wikidata=dump, out=out))
+    assert build_types(TypesConfig(wikidata=dump, out=out, overwrite=True))["typed"] > 0
