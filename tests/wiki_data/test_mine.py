@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -394,3 +395,16 @@ def test_page_timeout_survives_an_alarm_swallowed_in_a_destructor(monkeypatch):
     raw = b"<page><title>T</title><ns>0</ns><id>1</id><revision><id>2</id><text>x</text></revision></page>"
     rows, counts = process_raw_pages([raw], None)
     assert rows == [] and counts["timeout"] == 1
+
+
+def test_a_worker_that_dies_ends_the_run_with_one_line(tmp_path, monkeypatch):
+    """A worker killed mid-run (OOM killer, kill -9) must not leave the job waiting forever."""
+    import wiki_data.mine as mining
+
+    runner = mining._Runner(MineConfig(lang="ja", out=tmp_path / "o", workers=2))
+    monkeypatch.setattr(mining, "work", os._exit)  # the task (1) becomes the worker's exit status
+    try:
+        with pytest.raises(UserError, match=r"worker process died.*--resume"):
+            list(runner.run(iter([("shard 0", 1)])))
+    finally:
+        runner.close()
