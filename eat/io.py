@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+from eat.errors import UserError
 
 
 def current_umask() -> int:
@@ -79,3 +82,32 @@ def write_jsonl(path: str | Path, rows: Iterable[dict]) -> int:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
             n += 1
     return n
+
+
+def check_out(path: Path, overwrite: bool) -> None:
+    """An existing output folder is replaced only when the user asked for it."""
+    if path.exists() and not overwrite:
+        raise UserError("output folder exists; pass --overwrite or choose another --out", path=path)
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder next to `path` that becomes `path` only if the block succeeds."""
+    path = Path(path)
+    check_out(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        publish_mode(tmp)  # mkdtemp makes it 0700
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+            old.rmdir()
+            path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -581,18 +581,12 @@ def check_model_inputs(cfg: EvalRecipe) -> None:
     """Local model, adapter and NER-model folders checked before anything loads (an LLM takes minutes)."""
     if cfg.backend != "hf":
         return
-    from training.loading import check_model_kind, check_model_path
+    from training.loading import check_adapter_folder, check_model_kind, check_model_path
 
     check_model_path(cfg.model, key="--model")
     check_model_kind(cfg.model, seq2seq=False, what="the EAT pipeline's --model")
     if cfg.adapter is not None:
-        adapter = Path(cfg.adapter)
-        if not (adapter / "adapter_config.json").is_file():
-            raise UserError("not a LoRA adapter folder (no adapter_config.json)", path=adapter)
-        if not (adapter / "adapter_model.safetensors").is_file():
-            raise UserError(
-                "no adapter_model.safetensors (adapters are loaded from safetensors only)", path=adapter
-            )
+        check_adapter_folder(cfg.adapter)
     if cfg.mode != "direct" and cfg.ner_model != "llm":
         check_model_path(cfg.ner_model, key="--ner-model")
 

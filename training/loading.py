@@ -104,6 +104,22 @@ def check_model_kind(name: str, seq2seq: bool, what: str) -> None:
         raise UserError(f"is a {family} model; {what} needs {need}", path=Path(name))
 
 
+def check_adapter_folder(path: str | Path) -> Path:
+    """A LoRA adapter folder with safetensors weights (PEFT would fall back to adapter_model.bin: a pickle,
+    which can run code when loaded)."""
+    adapter = Path(path)
+    if not (adapter / "adapter_config.json").is_file():
+        raise UserError(
+            "not a LoRA adapter folder (no adapter_config.json): pass a LoRA run folder or its checkpoint-N",
+            path=adapter,
+        )
+    if not (adapter / "adapter_model.safetensors").is_file():
+        raise UserError(
+            "no adapter_model.safetensors (adapters are loaded from safetensors only)", path=adapter
+        )
+    return adapter
+
+
 def check_lora_targets(model, targets) -> None:
     """Every name in lora.target_modules must match a module (PEFT only fails when none does)."""
     if isinstance(targets, str):

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -125,20 +123,12 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
     from peft import PeftConfig, PeftModel
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    from training.loading import check_4bit, check_model_path
+    from eat.io import check_out
+    from training.loading import check_4bit, check_adapter_folder, check_model_path
 
-    adapter = Path(cfg.adapter)
-    if not (adapter / "adapter_config.json").is_file():
-        raise UserError(
-            "no adapter_config.json here: pass a LoRA run folder or its checkpoint-N", path=adapter
-        )
+    adapter = check_adapter_folder(cfg.adapter)
     out = Path(cfg.out)
-    if out.exists() and not cfg.overwrite:
-        raise UserError("output folder exists; pass --overwrite to replace it", path=out)
-    if not (adapter / "adapter_model.safetensors").is_file():
-        raise UserError(
-            "no adapter_model.safetensors next to adapter_config.json (safetensors only)", path=adapter
-        )
+    check_out(out, cfg.overwrite)  # before minutes of loading, not only when writing
     try:
         peft_cfg = PeftConfig.from_pretrained(str(adapter))
     except (ValueError, TypeError, OSError) as exc:  # json.JSONDecodeError is a ValueError
@@ -227,22 +217,13 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
             for a, b in list(zip(ref_out, merged_out, strict=True))[:3]
         ],
     }
-    # Write into a temp folder beside `out` and rename: never a half-written model folder.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    from eat.io import atomic_dir
+
+    # Written into a temp folder beside `out` and renamed: never a half-written model folder.
+    with atomic_dir(out, overwrite=cfg.overwrite) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         (tmp / "merge_report.json").write_text(
             json.dumps(report, ensure_ascii=False, indent=2) + "\n", "utf-8"
         )
-        from eat.io import publish_mode
-
-        publish_mode(tmp)  # mkdtemp makes it 0700
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return report

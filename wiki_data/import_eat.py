@@ -207,8 +207,8 @@ def import_eat(corpus: str | Path, lang: str | None, out: str | Path, overwrite:
     import pyarrow.parquet as pq
 
     from eat.console import track
+    from eat.io import atomic_dir
     from wiki_data.schema import pairs_table, shard_name
-    from wiki_data.sft import atomic_dir
 
     corpus, out = Path(corpus), Path(out)
     named = lang_from_name(corpus)

@@ -647,7 +647,7 @@ def write_pairs_jsonl(out: Path) -> int:
 
 def merge(inputs: list[Path], out: Path) -> dict:
     """Combine mining outputs (e.g. one per machine): dedupe by (lang, page_id), sum stats, renumber shards."""
-    from wiki_data.sft import atomic_dir
+    from eat.io import atomic_dir
 
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError("merge output exists and is not an empty folder; choose a new --out", path=out)

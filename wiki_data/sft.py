@@ -22,20 +22,17 @@ The dataset is written to a temporary folder that replaces `out` only when compl
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import random
-import shutil
-import tempfile
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import Field, field_validator
 
 from eat.config import StrictModel
 from eat.errors import UserError
+from eat.io import atomic_dir, check_out
 
 SFT_TASKS = ("align", "to_english")
 COLUMNS = ("messages", "task", "lang", "qid", "en_title", "type")
@@ -70,36 +67,6 @@ class SFTConfig(StrictModel):
 
 
 # ------------------------------------------------------------------------------------------ output dir
-
-
-def check_out(path: Path, overwrite: bool) -> None:
-    if path.exists() and not overwrite:
-        raise UserError("output folder exists; pass --overwrite or choose another --out", path=path)
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder next to `path` that becomes `path` only if the block succeeds."""
-    from eat.io import publish_mode
-
-    path = Path(path)
-    check_out(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    try:
-        yield tmp
-        publish_mode(tmp)  # mkdtemp makes it 0700
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            old.rmdir()
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 # ------------------------------------------------------------------------------------------- building

@@ -110,13 +110,9 @@ class HFBackend:
         if adapter is not None:
             from peft import PeftModel
 
-            if not (Path(adapter) / "adapter_config.json").is_file():
-                raise UserError("not a LoRA adapter folder (no adapter_config.json)", path=adapter)
-            if not (Path(adapter) / "adapter_model.safetensors").is_file():
-                # PEFT would fall back to adapter_model.bin, a pickle that can run code when loaded.
-                raise UserError(
-                    "no adapter_model.safetensors (adapters are loaded from safetensors only)", path=adapter
-                )
+            from training.loading import check_adapter_folder
+
+            check_adapter_folder(adapter)
             try:
                 self.model = PeftModel.from_pretrained(self.model, adapter, is_trainable=False)
             except (KeyError, ValueError, TypeError, RuntimeError) as exc:
