@@ -17,15 +17,13 @@ from eat.io import write_json
 from training.config import NERTaggerRecipe
 from training.loading import (
     check_lora_targets,
-    check_model_kind,
-    check_model_path,
     load_tokenizer,
     resolve_precision,
 )
 from training.ner_format import format_entities, parse_entities, spans_to_entities
 from training.runs import (
-    check_output_dir,
     model_card,
+    preflight,
     tensorboard_into,
     train_and_evaluate,
     training_arguments,
@@ -108,14 +106,9 @@ def entity_scores(predictions: list[str], references: list[str]) -> dict[str, fl
 def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> dict[str, Any]:
     """Fine-tune the seq2seq tagger, score entity F1 by generation, and write the output folder."""
     t, d, g = recipe.training, recipe.data, recipe.generation
-    if (done := check_output_dir(t.output_dir, recipe)) is not None:
-        return done
     # Mistakes in paths are reported before the heavy imports below (seconds).
-    for f in (d.train_file, d.eval_file):
-        if f and not Path(f).is_file():
-            raise UserError("CoNLL file not found", path=f)
-    check_model_path(recipe.model.name_or_path)
-    check_model_kind(recipe.model.name_or_path, seq2seq=True, what="kind: ner_tagger")
+    if (done := preflight(recipe)) is not None:
+        return done
 
     import numpy as np
     from accelerate import PartialState

@@ -19,16 +19,14 @@ from training.lm_head import compact_lm_head_on_cpu
 from training.loading import (
     check_4bit,
     check_lora_targets,
-    check_model_kind,
-    check_model_path,
     load_causal_lm,
     load_tokenizer,
     on_gpu,
     resolve_precision,
 )
 from training.runs import (
-    check_output_dir,
     model_card,
+    preflight,
     refuse_broken_distributed,
     tensorboard_into,
     train_and_evaluate,
@@ -67,13 +65,9 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
     """
     refuse_broken_distributed(recipe.method)
     t, d = recipe.training, recipe.data
-    if (done := check_output_dir(t.output_dir, recipe)) is not None:
-        return done
     # Mistakes in paths are reported before the heavy imports below (seconds) and long before any tokenising.
-    if not Path(d.path).exists():
-        raise UserError("dataset folder not found (build one with `eat wiki sft`)", path=d.path)
-    check_model_path(recipe.model.name_or_path)
-    check_model_kind(recipe.model.name_or_path, seq2seq=False, what="kind: sft")
+    if (done := preflight(recipe)) is not None:
+        return done
 
     from accelerate import PartialState
     from transformers import set_seed
