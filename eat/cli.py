@@ -60,8 +60,8 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
+    except click.exceptions.Abort:  # Ctrl-C while click had control
+        click.echo("aborted; finished work is kept, re-run to resume", err=True)
         sys.exit(130)
     except UserError as exc:
         if _state["debug"]:

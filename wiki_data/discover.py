@@ -105,6 +105,14 @@ def discover(
         raise UserError(f"missing dump file(s): looked for {'; '.join(missing)}")
     assert pages_path and page_table_path and langlinks_path and props_path
     check_pages_dump(pages_path)
+    for given in (pages, index, page_table, langlinks, page_props, redirects):
+        # A file given by hand from another wiki would mix page ids of two wikis without any error.
+        if (
+            given is not None
+            and Path(given).name.split("-")[0].endswith("wiki")
+            and not Path(given).name.startswith(f"{lang}wiki-")
+        ):
+            raise UserError(f"is not a {lang}wiki file (--lang {lang})", path=given)
     return DumpFiles(
         lang=lang,
         date=date if date != "latest" else None,

@@ -408,3 +408,13 @@ def test_a_worker_that_dies_ends_the_run_with_one_line(tmp_path, monkeypatch):
             list(runner.run(iter([("shard 0", 1)])))
     finally:
         runner.close()
+
+
+def test_explicit_file_of_another_wiki_is_refused(ja_plain, tmp_path):
+    folder = tmp_path / "dumps"
+    shutil.copytree(ja_plain, folder)
+    page = next(folder.glob("jawiki-*-page.sql.gz"))
+    other = tmp_path / page.name.replace("jawiki", "zhwiki")
+    shutil.copy(page, other)
+    with pytest.raises(UserError, match="is not a jawiki file"):
+        run(folder, tmp_path / "out", page_table=other)
