@@ -305,7 +305,7 @@ class Pipeline:
                 )
                 for i in ids
             ]
-            out = self._chats(items, 1, "stage2", "stage 2 English NER", "sentences")
+            out = self._chats(items, 1, "stage2", "stage 2 English NER", "translations")
             raw = {i: out[it.key][0] for i, it in zip(ids, items, strict=True)}
             parse = parse_entities
         else:
@@ -318,7 +318,7 @@ class Pipeline:
             bs = self.cfg.batch_size
             try:
                 with make_progress() as progress:
-                    task = progress.add_task("stage 2 English NER", total=len(ids), unit="sentences")
+                    task = progress.add_task("stage 2 English NER", total=len(ids), unit="translations")
                     progress.advance(task, len(ids) - len(todo))
                     for b in range(0, len(todo), bs):
                         chunk = todo[b : b + bs]

@@ -148,6 +148,12 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     prompts = sample_prompts(recipe, cfg.samples, seq2seq)
+    if len(prompts) < cfg.samples:
+        log.info(
+            "parity checked on %d sample prompts (%d asked; the run's data has no more)",
+            len(prompts),
+            cfg.samples,
+        )
 
     # (a) the adapter on the base it was trained on.
     reference = "adapter on the full-precision base"

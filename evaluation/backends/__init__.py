@@ -7,6 +7,7 @@ turn) and returns one reply per chat, in order. `decoding` is a dict: `do_sample
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -39,6 +40,11 @@ def make_backend(cfg: EvalRecipe) -> ChatBackend:
         )
     if cfg.backend == "openai":
         from evaluation.backends.openai_compat import OpenAIBackend
+
+        if cfg.device or cfg.dtype != "auto":
+            logging.getLogger(__name__).warning(
+                "--device/--dtype apply to the hf backend; the server decides both"
+            )
 
         return OpenAIBackend(
             cfg.base_url,
