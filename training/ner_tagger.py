@@ -24,10 +24,8 @@ from training.ner_format import format_entities, parse_entities, spans_to_entiti
 from training.runs import (
     model_card,
     preflight,
-    tensorboard_into,
     train_and_evaluate,
     training_arguments,
-    write_recipe_first,
     write_run_files,
 )
 from training.sft import peft_lora_config
@@ -188,11 +186,7 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
         compute_metrics=compute_metrics if eval_ds is not None else None,
         callbacks=callbacks,
     )
-    tensorboard_into(trainer, t.output_dir)
-    write_recipe_first(t.output_dir, recipe)
-    metrics = train_and_evaluate(
-        trainer, t.output_dir, t.resume, eval_ds is not None, "training the NER tagger"
-    )
+    metrics = train_and_evaluate(trainer, recipe, eval_ds is not None, "training the NER tagger")
     trainer.save_model(t.output_dir)
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(t.output_dir)

@@ -328,17 +328,19 @@ def training_arguments(recipe, precision: str, has_eval: bool) -> dict[str, Any]
     }
 
 
-def train_and_evaluate(
-    trainer, output_dir: str | Path, resume_mode: str, evaluate: bool, what: str
-) -> dict[str, Any]:
+def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[str, Any]:
     """Train (resuming from the newest complete checkpoint), then evaluate once; the run's metrics.
 
-    Shared by the SFT and NER-tagger trainers so both report the same keys and handle OOM the same way.
+    Shared by the SFT and NER-tagger trainers so both log, record their recipe, resume, report the same
+    keys and handle OOM the same way.
     """
     from accelerate import PartialState
 
     from eat.console import is_quiet
 
+    output_dir, resume_mode = recipe.training.output_dir, recipe.training.resume
+    tensorboard_into(trainer, output_dir)
+    write_recipe_first(output_dir, recipe)
     state = PartialState()
     # TRL writes its own README.md at every checkpoint; in a run stopped early it would be the only card, and
     # a wrong one (no base model, no data). Ours is written when the run completes (model_card).

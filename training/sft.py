@@ -28,10 +28,8 @@ from training.runs import (
     model_card,
     preflight,
     refuse_broken_distributed,
-    tensorboard_into,
     train_and_evaluate,
     training_arguments,
-    write_recipe_first,
     write_run_files,
 )
 from training.sft_data import (
@@ -158,9 +156,7 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
         data_collator=collator,
         callbacks=callbacks,
     )
-    tensorboard_into(trainer, t.output_dir)
-    write_recipe_first(t.output_dir, recipe)
-    metrics = train_and_evaluate(trainer, t.output_dir, t.resume, bool(d.eval_split), "training")
+    metrics = train_and_evaluate(trainer, recipe, bool(d.eval_split), "training")
     loss = metrics.get("eval_loss")
     if loss is not None and math.isfinite(loss):
         metrics["eval_perplexity"] = math.exp(min(loss, 50.0))
