@@ -450,6 +450,8 @@ class Pipeline:
             reply = replies[s.id][-1] if replies[s.id] else ""
             trace: dict = {"direct_replies": replies[s.id], "alignments": []}
             try:
+                if not reply.strip():  # nothing generated is a failure, not an answer of "no entities"
+                    raise ValueError("empty reply")
                 found = parse_entities(reply)
             except ValueError as exc:
                 trace["failure"] = {"stage": "direct", "reason": f"unparseable answer: {exc}"}

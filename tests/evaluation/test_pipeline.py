@@ -130,12 +130,13 @@ def test_translate_test_and_direct_modes(tmp_path):
     }
     m = run_eval(
         _cfg(tmp_path, mode="direct", out=str(tmp_path / "d")),
-        ScriptedBackend(direct),
-        sentences=_sentences()[:2],
+        ScriptedBackend(direct),  # a third sentence gets the default reply: nothing at all
+        sentences=_sentences()[:3],
     )
     assert m["entity"]["precision"] == 1.0 and m["entity"]["n_pred"] == 2
     rec = [json.loads(x) for x in (tmp_path / "d" / "predictions.jsonl").read_text().splitlines()]
     assert rec[1]["trace"]["failure"]["stage"] == "direct"
+    assert "empty reply" in rec[2]["trace"]["failure"]["reason"]  # not counted as "no entities"
 
 
 def test_bad_answers_are_item_failures(tmp_path):
