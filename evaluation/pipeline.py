@@ -226,9 +226,8 @@ class Pipeline:
         self.lexicon = lexicon
         self.cache_dir = cache_dir
         self.decoding = cfg.decoding_kwargs()
-        self.replies: Counter = (
-            Counter()
-        )  # 'cached' (read from cache_dir) and 'computed' replies of all stages
+        # Replies of all stages: 'cached' (read from cache_dir) and 'computed'.
+        self.replies: Counter = Counter()
 
     def _stage_id(self, stage: str, task: str | None) -> str:
         tpl = self.prompts.template(task).model_dump() if task else None

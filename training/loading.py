@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from pathlib import Path
@@ -71,6 +72,7 @@ def check_model_path(name: str, key: str = "model.name_or_path") -> None:
         raise _missing_model(name, key)
 
 
+@functools.cache  # a run checks its model path more than once (preflight, tokenizer, weights)
 def _hub_resolves() -> bool:
     """Whether the Hub's host name resolves: on an offline machine, fail at once instead of after a minute
     of download retries."""

@@ -409,7 +409,10 @@ RUN_SETTINGS = "mine-run.json"
 
 
 def _file_id(path: Path | None) -> list | None:
-    return None if path is None else [path.name, path.stat().st_size] if path.exists() else [path.name, None]
+    """A file as a resume compares it: name and size (None for a file that is not given)."""
+    if path is None:
+        return None
+    return [path.name, path.stat().st_size if path.exists() else None]
 
 
 def run_settings(cfg: MineConfig, files) -> dict:

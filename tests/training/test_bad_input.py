@@ -75,10 +75,15 @@ def test_hub_id_on_an_offline_machine_fails_at_once(monkeypatch):
     def no_dns(*args, **kwargs):
         raise socket.gaierror("Name or service not known")
 
+    from training.loading import _hub_resolves
+
+    _hub_resolves.cache_clear()  # remembered per process: start from no answer
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     with pytest.raises(UserError, match=r"may be offline.*hf download some-org/some-model"):
         check_model_path("some-org/some-model")
     monkeypatch.undo()
+    _hub_resolves.cache_clear()
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [("ok",)])
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     check_model_path("some-org/some-model")  # reachable: left to from_pretrained
+    _hub_resolves.cache_clear()
