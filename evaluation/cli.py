@@ -16,15 +16,27 @@ __all__ = ["bench", "eval_command", "score"]
 @click.command("eval")
 @click.argument("recipe", required=False)
 @click.argument("overrides", nargs=-1)
-@model_options(EvalRecipe, exclude=("kind", "label_map"))
+@model_options(EvalRecipe, exclude=("kind", "label_map", "ner_label_map"))
 @click.option(
     "--label-map",
     "label_map",
     multiple=True,
     help="Gold label renames FROM=TO, repeatable or comma-separated (PER.NAM=PER); FROM= drops a label.",
 )
+@click.option(
+    "--ner-label-map",
+    "ner_label_map",
+    multiple=True,
+    help="English NER label -> test-set type FROM=TO on top of the defaults (PERSON/PER->PER; GPE, LOC, FAC, "
+    "LOCATION->LOC; ORG, ORGANIZATION->ORG; others dropped), repeatable or comma-separated (NORP=MISC); "
+    "FROM= drops a label.",
+)
 def eval_command(
-    recipe: str | None, overrides: tuple[str, ...], label_map: tuple[str, ...], **options
+    recipe: str | None,
+    overrides: tuple[str, ...],
+    label_map: tuple[str, ...],
+    ner_label_map: tuple[str, ...],
+    **options,
 ) -> None:
     """Run the EAT pipeline on a labelled test set and score it.
 
@@ -47,6 +59,8 @@ def eval_command(
         cfg = model_from_options(EvalRecipe, {**given, "label_map": None})
         if label_map:
             cfg = cfg.model_copy(update={"label_map": parse_label_map(label_map)})
+        if ner_label_map:
+            cfg = cfg.model_copy(update={"ner_label_map": _ner_label_map(ner_label_map)})
     else:
         data = apply_overrides(read_yaml(recipe), overrides)
         if data.get("kind", "eval") != "eval":
@@ -58,6 +72,8 @@ def eval_command(
             data[name] = getattr(flags, name)
         if label_map:
             data["label_map"] = {**data.get("label_map", {}), **parse_label_map(label_map)}
+        if ner_label_map:
+            data["ner_label_map"] = {**(data.get("ner_label_map") or {}), **_ner_label_map(ner_label_map)}
         cfg = validate(EvalRecipe, data, source=recipe)
     if cfg.backend == "openai" and cfg.adapter:
         raise UserError("backend openai: serve the adapter on the server and pass its name as --model")
@@ -67,3 +83,11 @@ def eval_command(
         f"{cfg.out}: entity P {e['precision']:.4f} R {e['recall']:.4f} F1 {e['f1']:.4f} "
         f"({metrics['counts']['sentences']} sentences, {metrics['sentences_per_s']} sentences/s)"
     )
+
+
+def _ner_label_map(items: tuple[str, ...]) -> dict[str, str]:
+    """`--ner-label-map` entries, read like `--label-map` (its errors name the right flag)."""
+    try:
+        return parse_label_map(items)
+    except UserError as exc:
+        raise UserError(str(exc).replace("--label-map", "--ner-label-map", 1)) from None
