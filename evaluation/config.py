@@ -26,8 +26,14 @@ class EvalRecipe(StrictModel):
     adapter: str | None = Field(None, description="LoRA adapter folder, loaded on top of --model (unmerged).")
     ner_model: str = Field(
         "llm",
-        description="English NER: a seq2seq tagger folder, a token-classification model folder, or 'llm' "
+        description="English NER: a seq2seq tagger folder, a token-classification model folder, "
+        "spacy:PIPELINE (a spaCy pipeline folder or installed package, e.g. spacy:en_core_web_sm), or 'llm' "
         "(the LLM answers with the english_ner_instruction).",
+    )
+    ner_label_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="English NER label -> test-set type, on top of the defaults (PERSON/PER->PER; GPE, LOC, "
+        "FAC, LOCATION->LOC; ORG, ORGANIZATION->ORG; others dropped), e.g. NORP: MISC; map to '' to drop.",
     )
     data: str = Field(description="Labelled test file (BIO/BMES columns or span JSON).")
     format: Literal["auto", "bio", "bmes", "spans"] = Field(

@@ -12,6 +12,7 @@ list, an answer that snaps nowhere) is a failure of that item, recorded in its t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -28,7 +29,7 @@ from eat.io import write_json, write_jsonl
 from eat.prompts import PromptSet, load_prompts
 from evaluation.backends import Chat, ChatBackend
 from evaluation.config import EvalRecipe
-from evaluation.english_ner import parse_entities
+from evaluation.english_ner import check_tagger_spec, load_tagger, parse_entities
 from evaluation.entities import Entity, Sentence
 from evaluation.spans import clean_answer, snap
 
@@ -306,7 +307,7 @@ class Pipeline:
             ]
             out = self._chats(items, 1, "stage2", "stage 2 English NER", "translations")
             raw = {i: out[it.key][0] for i, it in zip(ids, items, strict=True)}
-            parse = parse_entities
+            parse = functools.partial(parse_entities, label_map=self.cfg.ner_label_map)
         else:
             sid = digest("stage2", self.tagger.name, weights_fingerprint(getattr(self.tagger, "path", None)))
             cache = self._cache("stage2")
@@ -451,7 +452,7 @@ class Pipeline:
             try:
                 if not reply.strip():  # nothing generated is a failure, not an answer of "no entities"
                     raise ValueError("empty reply")
-                found = parse_entities(reply)
+                found = parse_entities(reply, self.cfg.ner_label_map)
             except ValueError as exc:
                 trace["failure"] = {"stage": "direct", "reason": f"unparseable answer: {exc}"}
                 found = []
@@ -580,6 +581,8 @@ def weights_fingerprint(path: str | None) -> list | None:
 
 def check_model_inputs(cfg: EvalRecipe) -> None:
     """Local model, adapter and NER-model folders checked before anything loads (an LLM takes minutes)."""
+    if cfg.mode != "direct":
+        check_tagger_spec(cfg.ner_model)
     if cfg.backend != "hf":
         return
     from training.loading import check_adapter_folder, check_model_kind, check_model_path
@@ -588,17 +591,17 @@ def check_model_inputs(cfg: EvalRecipe) -> None:
     check_model_kind(cfg.model, seq2seq=False, what="the EAT pipeline's --model")
     if cfg.adapter is not None:
         check_adapter_folder(cfg.adapter)
-    if cfg.mode != "direct" and cfg.ner_model != "llm":
-        check_model_path(cfg.ner_model, key="--ner-model")
 
 
 def make_tagger(cfg: EvalRecipe) -> Tagger | None:
     if cfg.mode == "direct" or cfg.ner_model == "llm":
         return None
-    from evaluation.english_ner import HFTagger
-
-    return HFTagger(
-        cfg.ner_model, batch_size=cfg.batch_size, device=cfg.device, trust_remote_code=cfg.trust_remote_code
+    return load_tagger(
+        cfg.ner_model,
+        batch_size=cfg.batch_size,
+        device=cfg.device,
+        trust_remote_code=cfg.trust_remote_code,
+        label_map=cfg.ner_label_map,
     )
 
 
