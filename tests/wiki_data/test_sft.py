@@ -89,7 +89,7 @@ def test_round_trip_default_prompts(pairs_dirs, tmp_path):
     dd = load_from_disk(str(out))
     assert set(dd) == set(SPLITS)
     for s in SPLITS:
-        assert dd[s].column_names == ["messages", "task", "lang", "qid", "en_title", "type"]
+        assert dd[s].column_names == ["messages", "task", "lang", "qid", "en_title", "type", "answer_start"]
         assert dd[s].to_list() == splits[s]
     rows = splits["train"] + splits["validation"]
     assert len(splits["validation"]) > 0
@@ -338,3 +338,131 @@ def test_rows_equal_the_evaluation_pipeline_chats(pairs_dirs, tmp_path, shared_d
         ours = tok.apply_chat_template(row["messages"][:-1], add_generation_prompt=True, tokenize=False)
         theirs = tok.apply_chat_template(sent[0], add_generation_prompt=True, tokenize=False)
         assert ours == theirs
+
+
+def split_sentences(splits: dict[str, list[dict]]) -> dict[str, set[tuple[str, str]]]:
+    """Per split, the (lang, plain sentence) of its align rows' source pairs."""
+    return {
+        s: {(r["lang"], source_sentence(r)) for r in rows if r["task"] == "align"}
+        for s, rows in splits.items()
+    }
+
+
+def source_sentence(row: dict) -> str:
+    """The pair sentence a (possibly shifted) align row was built from: the one its sentence ends with."""
+    sentence = user_sentence(row)
+    (src,) = {
+        r["sentence"]
+        for r in FIXTURE_ROWS
+        if r["lang"] == row["lang"] and r["en_title"] == row["en_title"] and sentence.endswith(r["sentence"])
+    }
+    return src
+
+
+def test_shift_fraction_moves_answers_within_the_split(pairs_dirs, tmp_path):
+    plain = build(pairs_dirs, tmp_path / "plain", "--tasks", "align", "--val-fraction", "0.4")
+    assert all(r["answer_start"] == 0 for s in SPLITS for r in plain[s])  # fixture leads start with the name
+    splits = build(
+        pairs_dirs, tmp_path / "s", "--tasks", "align", "--val-fraction", "0.4", "--shift-fraction", "1"
+    )
+    assert (
+        build(
+            pairs_dirs[::-1],
+            tmp_path / "s2",
+            "--tasks",
+            "align",
+            "--val-fraction",
+            "0.4",
+            "--shift-fraction",
+            "1",
+        )
+        == splits
+    )
+    own = split_sentences(plain)
+    shifted = 0
+    for split in SPLITS:
+        for row in splits[split]:
+            sentence, answer, start = user_sentence(row), row["messages"][-1]["content"], row["answer_start"]
+            assert sentence.find(answer) == start and answer == source_row_of(row)["surface"]
+            src = source_sentence(row)
+            if sentence == src:
+                continue
+            shifted += 1
+            prefix = sentence[: -len(src)]
+            assert start == len(prefix) > 0 and answer not in prefix
+            sep = "" if row["lang"] in ("zh", "ja") else " "
+            fillers = {s for lang, s in own[split] if lang == row["lang"] and s != src}
+            parts = prefix.removesuffix(sep)
+            # The prefix is one or two sentences of other entities of the same split and language.
+            assert parts in fillers or any(
+                parts == a + sep + b for a in fillers for b in fillers if a != b
+            ), (split, parts)
+    assert shifted >= len(splits["train"]) // 2
+    card = (tmp_path / "s" / "README.md").read_text("utf-8")
+    assert "## Answer position (align)" in card and "| answer at char 0 | 0% |" in card
+    assert "| relative start 0.0-0.2 | 100% | 100% |" in (tmp_path / "plain" / "README.md").read_text("utf-8")
+
+
+def source_row_of(row: dict) -> dict:
+    """The pair a (possibly shifted) align row came from."""
+    src = source_sentence(row)
+    return next(
+        r
+        for r in FIXTURE_ROWS
+        if r["lang"] == row["lang"] and r["en_title"] == row["en_title"] and r["sentence"] == src
+    )
+
+
+def test_align_test_file_is_validation_only_and_shortcut_proof(pairs_dirs, tmp_path):
+    out = tmp_path / "ds"
+    splits = build(pairs_dirs, out, "--val-fraction", "0.5", "--seed", "1", "--shift-fraction", "0.5")
+    items = [json.loads(x) for x in (out / "align_test.jsonl").read_text("utf-8").splitlines()]
+    val_align = [r for r in splits["validation"] if r["task"] == "align"]
+    assert sum(not it["shifted"] for it in items) == len(val_align)
+    assert any(it["shifted"] for it in items)
+    prompts = load_prompts()
+    val_sentences = {(lang, s) for lang, s in split_sentences(splits)["validation"]}
+    train_entities = {r["qid"] or r["en_title"] for r in splits["train"]}
+    for it in items:
+        assert set(it) == {
+            "lang",
+            "qid",
+            "en_title",
+            "phrase",
+            "sentence",
+            "answer",
+            "answer_start",
+            "shifted",
+            "messages",
+            "followups",
+        }
+        assert (it["qid"] or it["en_title"]) not in train_entities
+        assert it["sentence"].find(it["answer"]) == it["answer_start"]
+        assert it["messages"] == prompts.conversation(
+            "align", it["lang"], sentence=it["sentence"], phrase=it["phrase"]
+        )
+        assert it["followups"] == []
+        if it["shifted"]:
+            assert it["answer_start"] > 0
+            # every character of the sentence comes from validation sentences
+            rest = it["sentence"]
+            while rest:
+                head = [s for lang, s in val_sentences if lang == it["lang"] and rest.startswith(s)]
+                assert head, rest
+                rest = rest[len(max(head, key=len)) :].removeprefix(" ")
+        else:
+            assert (it["lang"], it["sentence"]) in val_sentences
+    card = (out / "README.md").read_text("utf-8")
+    assert "align_test.jsonl" in card and "| language | plain | shifted |" in card
+
+
+def test_align_test_keeps_later_turns_out_of_the_chat(pairs_dirs, tmp_path, shared_data):
+    path = shared_data / "eat-official" / "prompts.yaml"
+    out = tmp_path / "ds"
+    build(pairs_dirs, out, "--tasks", "align", "--val-fraction", "0.5", "--prompts", path)
+    items = [json.loads(x) for x in (out / "align_test.jsonl").read_text("utf-8").splitlines()]
+    assert items
+    for it in items:
+        assert it["messages"][-1]["role"] == "user"
+        assert all(m["content"] != it["answer"] for m in it["messages"])  # no answer given away
+        assert len(it["followups"]) == 2 and it["followups"][-1].endswith("without other words.")
