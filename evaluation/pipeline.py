@@ -32,6 +32,7 @@ from evaluation.config import EvalRecipe
 from evaluation.english_ner import check_tagger_spec, load_tagger, parse_entities
 from evaluation.entities import Entity, Sentence
 from evaluation.spans import clean_answer, snap
+from evaluation.translate import read_translation
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def run_chats(
     items: list[ChatItem],
     turns: int,
     cache: StageCache,
-    max_new_tokens: int,
+    budget: Callable[[int], int],
     decoding: dict,
     description: str,
     unit: str,
@@ -116,7 +117,8 @@ def run_chats(
     stats: Counter | None = None,
 ) -> dict[str, list[str]]:
     """All items' replies for a `turns`-turn chat, batched across a chunk of items turn by turn, cached
-    per turn. `stats` counts replies read from the cache ('cached') and generated ('computed')."""
+    per turn. `budget(turn)` is the most new tokens of that turn's replies. `stats` counts replies read from
+    the cache ('cached') and generated ('computed')."""
     unique = list({it.key: it for it in items}.values())
     replies = {it.key: cache.get(it.key)[:turns] for it in unique}
     stats = stats if stats is not None else Counter()
@@ -133,7 +135,7 @@ def run_chats(
                 if not chunk:
                     continue
                 chats = [it.build(replies[it.key]) for it in chunk]
-                answers = backend.generate(chats, max_new_tokens, decoding)
+                answers = backend.generate(chats, budget(turn), decoding)
                 if len(answers) != len(chats):
                     raise RuntimeError(f"backend returned {len(answers)} replies for {len(chats)} chats")
                 rows = []
@@ -249,15 +251,18 @@ class Pipeline:
     def _cache(self, name: str) -> StageCache:
         return StageCache(self.cache_dir / f"{name}.jsonl" if self.cache_dir else None)
 
-    def _chats(self, items, turns, cache_name, desc, unit) -> dict[str, list[str]]:
+    def _chats(self, items, task, cache_name, desc, unit) -> dict[str, list[str]]:
+        """Run `task`'s chat (None: the one-turn English NER instruction) for every item."""
         cache = self._cache(cache_name)
+        cap = self.cfg.max_new_tokens
+        tpl = self.prompts.template(task) if task else None
         try:
             return run_chats(
                 self.backend,
                 items,
-                turns,
+                len(tpl.turns) if tpl else 1,
                 cache,
-                self.cfg.max_new_tokens,
+                (lambda turn: tpl.turn_budget(turn, cap)) if tpl else (lambda turn: cap),
                 self.decoding,
                 desc,
                 unit,
@@ -280,7 +285,7 @@ class Pipeline:
             )
             for s in sentences
         ]
-        out = self._chats(items, prompts.num_turns(task), "stage1", "stage 1 translate", "turns")
+        out = self._chats(items, task, "stage1", "stage 1 translate", "turns")
         return {s.id: out[it.key] for s, it in zip(sentences, items, strict=True)}
 
     # -- stage 2
@@ -305,7 +310,7 @@ class Pipeline:
                 )
                 for i in ids
             ]
-            out = self._chats(items, 1, "stage2", "stage 2 English NER", "translations")
+            out = self._chats(items, None, "stage2", "stage 2 English NER", "translations")
             raw = {i: out[it.key][0] for i, it in zip(ids, items, strict=True)}
             parse = functools.partial(parse_entities, label_map=self.cfg.ner_label_map)
         else:
@@ -352,7 +357,7 @@ class Pipeline:
             )
             for s, phrase in jobs
         ]
-        out = self._chats(items, prompts.num_turns("align"), "stage3", "stage 3 align", "turns")
+        out = self._chats(items, "align", "stage3", "stage 3 align", "turns")
         return [out[it.key] for it in items]
 
     # -- direct mode
@@ -367,7 +372,7 @@ class Pipeline:
             )
             for s in sentences
         ]
-        out = self._chats(items, prompts.num_turns("direct"), "direct", "direct tagging", "turns")
+        out = self._chats(items, "direct", "direct", "direct tagging", "turns")
         return {s.id: out[it.key] for s, it in zip(sentences, items, strict=True)}
 
     def run(self, sentences: list[Sentence]) -> RunResult:
@@ -376,13 +381,15 @@ class Pipeline:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         stage1 = self.translate(sentences)
+        translate_tpl = self.prompts.template("translate" if self.cfg.mode == "eat" else "translate_plain")
+        align_tpl = self.prompts.template("align")
         timings["stage1_translate"] = time.perf_counter() - t0
 
         traces: dict[str, dict] = {}
         translations: dict[str, str] = {}
         for s in sentences:
             replies = stage1[s.id]
-            translation = replies[-1].strip() if replies else ""
+            translation = read_translation(replies[-1], translate_tpl) if replies else ""
             trace = {
                 "translation": translation,
                 "translate_replies": replies,
@@ -428,7 +435,8 @@ class Pipeline:
             ents = trace["english_entities"]
             replies_list = answers.get(s.id, [])
             wanted = [
-                (e["type"], r[-1] if r else "", e["text"]) for e, r in zip(ents, replies_list, strict=True)
+                (e["type"], align_tpl.answer(r[-1]) if r else "", e["text"])
+                for e, r in zip(ents, replies_list, strict=True)
             ]
             entities, decisions = _place(s, wanted, self.lexicon)
             trace["alignments"] = [
@@ -443,11 +451,12 @@ class Pipeline:
     def _run_direct(self, sentences: list[Sentence]) -> RunResult:
         t0 = time.perf_counter()
         replies = self.direct(sentences)
+        direct_tpl = self.prompts.template("direct")
         timings = {"direct_tagging": time.perf_counter() - t0}
         t0 = time.perf_counter()
         records, preds = [], []
         for s in sentences:
-            reply = replies[s.id][-1] if replies[s.id] else ""
+            reply = direct_tpl.answer(replies[s.id][-1]) if replies[s.id] else ""
             trace: dict = {"direct_replies": replies[s.id], "alignments": []}
             try:
                 if not reply.strip():  # nothing generated is a failure, not an answer of "no entities"

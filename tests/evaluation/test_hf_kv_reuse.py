@@ -9,13 +9,30 @@ from evaluation.config import EvalRecipe
 from evaluation.entities import Sentence
 from evaluation.pipeline import Pipeline
 
+
+# A three-turn translate chat (the shape of the authors' prompts) so later turns can start from kept KV.
+def _prompts():
+    from eat.prompts import ChatTemplate
+
+    prompts = load_prompts(None)
+    three = ChatTemplate(
+        preamble=[{"role": "system", "content": "You translate {language} into English."}],
+        turns=[
+            "{language} sentence: {sentence}\nList its names.",
+            "Now translate it.",
+            "The translation only.",
+        ],
+    )
+    return prompts.model_copy(update={"translate": three})
+
+
 # Our own sentences, of different lengths so batches pad.
 TEXTS = ["李白生于碎叶城。", "北京大学很好。", "东京", "苏轼在杭州做官，修了一条长堤，后人叫它苏堤。"]
 
 
 def _run(backend: HFBackend, tiny_lm, tmp_path) -> tuple[dict, list]:
     cfg = EvalRecipe(model=str(tiny_lm), data="x", lang="zh", out=str(tmp_path), max_new_tokens=6)
-    pipeline = Pipeline(cfg, backend, prompts=load_prompts(None))
+    pipeline = Pipeline(cfg, backend, prompts=_prompts())
     sentences = [Sentence(id=f"s{i}", text=t, lang="zh") for i, t in enumerate(TEXTS)]
     stage1 = pipeline.translate(sentences)  # three turns per chat
     stage3 = pipeline.align([(s, "Li Bai") for s in sentences])
@@ -35,7 +52,7 @@ def test_kv_reuse_gives_the_same_greedy_replies(tmp_path, tiny_lm):
 def test_kv_reuse_with_replies_cut_by_eos(tmp_path, tiny_lm):
     """Rows that stop early (EOS mid-batch) keep only their real tokens for the next turn."""
     probe = HFBackend(str(tiny_lm), batch_size=4, reuse_kv=False)
-    chat = load_prompts(None).conversation("translate", "zh", sentence=TEXTS[0])
+    chat = _prompts().conversation("translate", "zh", sentence=TEXTS[0])
     ids = probe.tokenizer(probe.render(chat), add_special_tokens=False, return_tensors="pt")
     out = probe.model.generate(**ids, max_new_tokens=6, do_sample=False, pad_token_id=0)
     new = out[0, ids["input_ids"].shape[1] :].tolist()
@@ -60,7 +77,7 @@ def test_kv_cache_budget_is_a_recipe_key(tmp_path, tiny_lm):
         cfg = EvalRecipe(model=str(tiny_lm), data="x", lang="zh", out=str(tmp_path), kv_cache_gib=gib)
         return make_backend(cfg)
 
-    off, small, default = backend(0), backend(1e-3), backend(2.0)
+    off, small, default = backend(0), backend(3e-4), backend(2.0)
     assert not off.reuse_kv and default.kv_reuse_bytes == 2 * 1024**3
     replies = [_run(b, tiny_lm, tmp_path) for b in (off, small, default)]
     assert replies[0] == replies[1] == replies[2]

@@ -145,7 +145,7 @@ def test_bad_answers_are_item_failures(tmp_path):
     answers[head + CASES[0][3]] = "Sorry, I cannot help with that."  # unparseable stage-2 answer
     answers[PROMPTS.conversation("align", "ja", phrase="Tokyo", sentence=CASES[2][0])[-1]["content"]] = "大阪"
     first = PROMPTS.conversation("translate", "ru", sentence=CASES[3][0])[-1]["content"]
-    answers[first] = ["x", "y", "   "]  # empty translation
+    answers[first] = "   "  # empty translation
     m = run_eval(_cfg(tmp_path), backend=ScriptedBackend(answers), sentences=_sentences())
     rec = {
         r["id"]: r for r in map(json.loads, (tmp_path / "run" / "predictions.jsonl").read_text().splitlines())

@@ -1,0 +1,48 @@
+"""Stage 1's answer: the English translation inside a model's reply.
+
+Real models wrap it: a list of names before it ("Names: ... / English: ..."; the prompt's `answer_after`
+label), a lead-in ("Here is the translation:", "Translation:"), markdown emphasis or quotes around it, and
+notes after it ("Note: ..."). Stage 2 must see the translation alone: an English tagger would tag the
+names of the lead-in list or of the notes as well.
+"""
+
+from __future__ import annotations
+
+import re
+
+from eat.prompts import ChatTemplate
+
+# A line that only introduces what follows ("Here is the English translation:", "Translation:").
+_LEAD_IN = re.compile(
+    r"^(?:here is|here's|sure|the)?[\w\s,'’!]{0,40}(?:translation|english)[^:：]{0,20}[:：]\s*$", re.I
+)
+# A label in front of the translation on the same line.
+_LABEL = re.compile(
+    r"^(?:(?:here is|here's)\s+)?(?:the\s+)?(?:english\s+)?(?:translation|translated text|english)"
+    r"(?:\s+(?:is|reads))?\s*[:：]\s*",
+    re.I,
+)
+_NOTE = re.compile(r"^[(\[]?\s*(?:note|notes|explanation|translator'?s note)\b", re.I)
+_NAMES = re.compile(r"^(?:names?|entities|named entities)\s*[:：]", re.I)
+_QUOTES = "\"'“”‘’「」`"
+
+
+def read_translation(reply: str, template: ChatTemplate) -> str:
+    """The translation in `reply` (the last reply of the translate chat); "" when there is none."""
+    text = template.answer(reply)
+    lines = [ln.strip() for ln in text.splitlines()]
+    lines = [ln.replace("**", "").replace("__", "").strip() for ln in lines if ln.strip()]
+    kept = []
+    for line in lines:
+        if _NOTE.match(line):
+            break  # notes come after the translation, never before it
+        if _NAMES.match(line) or _LEAD_IN.match(line):
+            continue
+        kept.append(_LABEL.sub("", line).strip())
+    if not kept:
+        return ""
+    first = kept[0]  # one sentence in, one line out: later lines are alternatives or commentary
+    for _ in range(2):
+        if len(first) > 1 and first[0] in _QUOTES and first[-1] in _QUOTES:
+            first = first[1:-1].strip()
+    return first
