@@ -91,6 +91,11 @@ class EvalRecipe(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype (hf)."
     )
+    chat_template: str | None = Field(
+        None,
+        description="Jinja chat template file for a model whose tokenizer has none (hf backend), e.g. the "
+        "template the model was fine-tuned with.",
+    )
     trust_remote_code: bool = Field(
         False, description="Run code shipped with the model (off: untrusted input)."
     )

@@ -244,6 +244,7 @@ class Pipeline:
             weights_fingerprint(self.cfg.model),
             weights_fingerprint(self.cfg.adapter),
             self.cfg.dtype,
+            self.cfg.chat_template,
             self.decoding,
             self.cfg.max_new_tokens,
         )

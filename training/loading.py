@@ -145,6 +145,8 @@ def check_lora_targets(model, targets) -> None:
 def load_tokenizer(model_cfg, padding_side: str | None = None):
     from transformers import AutoTokenizer
 
+    from eat.chat import use_chat_template
+
     check_model_path(model_cfg.name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(
@@ -152,11 +154,9 @@ def load_tokenizer(model_cfg, padding_side: str | None = None):
         )
     except OSError:
         raise _missing_model(model_cfg.name_or_path) from None
-    if model_cfg.chat_template:
-        path = Path(model_cfg.chat_template)
-        if not path.is_file():
-            raise UserError("chat template file not found", path=path)
-        tok.chat_template = path.read_text(encoding="utf-8")
+    use_chat_template(
+        tok, model_cfg.chat_template, model_cfg.name_or_path, "model.chat_template=", required=False
+    )
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     if padding_side:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from eat.errors import UserError
+from eat.chat import use_chat_template
 from training.config import SFTRecipe
 from training.lm_head import compact_lm_head_on_cpu
 from training.loading import (
@@ -82,10 +82,7 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
     splits = [d.train_split] + ([d.eval_split] if d.eval_split else [])
     data = load_sft_splits(d.path, splits)
     tokenizer = load_tokenizer(recipe.model, padding_side="right")
-    if tokenizer.chat_template is None:
-        raise UserError(
-            f"tokenizer of {recipe.model.name_or_path!r} has no chat template; set model.chat_template=FILE"
-        )
+    use_chat_template(tokenizer, None, recipe.model.name_or_path, "model.chat_template=")
     tokenized = {}
     with state.main_process_first():
         for split, ds in data.items():

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from eat.chat import render
 from eat.errors import UserError
 
 IGNORE_INDEX = -100
@@ -53,7 +54,7 @@ def load_sft_splits(path: str | Path, splits: list[str]):
 
 
 def _render(tokenizer, messages: list[dict[str, str]], generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+    return render(tokenizer, messages, generation_prompt)
 
 
 def supervised_spans(

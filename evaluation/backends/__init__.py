@@ -37,6 +37,7 @@ def make_backend(cfg: EvalRecipe) -> ChatBackend:
             trust_remote_code=cfg.trust_remote_code,
             reuse_kv=cfg.kv_cache_gib > 0,
             kv_reuse_bytes=int(cfg.kv_cache_gib * 1024**3),
+            chat_template=cfg.chat_template,
         )
     if cfg.backend == "openai":
         from evaluation.backends.openai_compat import OpenAIBackend

@@ -10,6 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from eat.chat import render, use_chat_template
 from eat.errors import UserError
 from evaluation.backends import Chat
 
@@ -38,6 +39,15 @@ def _torch_dtype(dtype: str, device: str):
             torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
         )
     return getattr(torch, dtype)
+
+
+def _cache_keyword(model) -> str:
+    """The name under which this transformers release takes and returns the KV cache: `cache` (5.2x and
+    later; `past_key_values` is deprecated there) or `past_key_values` (earlier releases)."""
+    import inspect
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
 
 
 def generation_kwargs(decoding: dict, max_new_tokens: int) -> dict:
@@ -85,6 +95,7 @@ class HFBackend:
         trust_remote_code: bool = False,
         reuse_kv: bool = True,
         kv_reuse_bytes: int = 2 * 1024**3,
+        chat_template: str | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -120,11 +131,13 @@ class HFBackend:
                 raise UserError(f"cannot load the adapter onto {model} ({reason})", path=adapter) from None
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
+        use_chat_template(self.tokenizer, chat_template, model, "--chat-template ")
+        self.stop_ids = self._stop_ids()
         if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        if not self.tokenizer.chat_template:
-            raise UserError("the tokenizer has no chat template", path=model)
+            # Some tokenizers ship without one (Llama-family); padding is masked, any id the model knows works.
+            self.tokenizer.pad_token_id = self.stop_ids[0]
         self._torch = torch
+        self._cache_kw = _cache_keyword(self.model)
         # KV of each chat's last turn, kept until the next `generate` call (the pipeline runs all turns of
         # a chunk of chats back to back), at most kv_reuse_bytes; only for plain (non-sliding) caches.
         self.kv_reuse_bytes = kv_reuse_bytes
@@ -147,7 +160,34 @@ class HFBackend:
         return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
 
     def render(self, chat: Chat) -> str:
-        return self.tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        return render(self.tokenizer, chat, generation_prompt=True)
+
+    def _stop_ids(self) -> list[int]:
+        """Every token that ends a reply: generation_config's EOS (an int or a list), the tokenizer's EOS, and
+        the token the chat template closes an assistant turn with (a converted or base checkpoint often
+        names only <|endoftext|> as EOS while the chat model ends its turns with <|im_end|>)."""
+        ids: list[int] = []
+        eos = self.model.generation_config.eos_token_id
+        ids += [eos] if isinstance(eos, int) else list(eos or [])
+        if self.tokenizer.eos_token_id is not None:
+            ids.append(self.tokenizer.eos_token_id)
+        try:
+            marker = "eat-ner end probe"
+            text = render(
+                self.tokenizer,
+                [{"role": "user", "content": "hi"}, {"role": "assistant", "content": marker}],
+                generation_prompt=False,
+            )
+            after = text[text.rindex(marker) + len(marker) :]
+            first = self.tokenizer(after.strip(), add_special_tokens=False)["input_ids"][:1]
+            if first and first[0] in self.tokenizer.all_special_ids:
+                ids += first
+        except (ValueError, KeyError, TypeError):  # a template that drops or reorders the message
+            pass
+        ids = list(dict.fromkeys(ids))
+        if not ids:
+            raise UserError("neither generation_config nor the tokenizer names an end-of-sequence token")
+        return ids
 
     def _previous_prompt(self, chat: Chat) -> str | None:
         """The prompt the previous turn of this chat was generated from (chat minus the last reply and
@@ -213,7 +253,9 @@ class HFBackend:
         batch = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
         batch = {k: v.to(self.device) for k, v in batch.items()}
         with self._torch.inference_mode():
-            gen = self.model.generate(**batch, pad_token_id=self.tokenizer.pad_token_id, **kwargs)
+            gen = self.model.generate(
+                **batch, pad_token_id=self.tokenizer.pad_token_id, eos_token_id=self.stop_ids, **kwargs
+            )
         return gen[:, batch["input_ids"].shape[1] :]
 
     def _layout(self, prefix_lens: list[int], parts: list[list[int]]):
@@ -293,7 +335,7 @@ class HFBackend:
                     input_ids=input_ids[:, p:],
                     attention_mask=mask,
                     position_ids=position_ids[:, p:],
-                    past_key_values=cache,
+                    **{self._cache_kw: cache},
                     use_cache=True,
                     logits_to_keep=1,
                 )
@@ -314,20 +356,21 @@ class HFBackend:
             gen = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=mask,
-                past_key_values=cache,
+                **{self._cache_kw: cache},
                 pad_token_id=self.tokenizer.pad_token_id,
+                eos_token_id=self.stop_ids,
                 return_dict_in_generate=True,
                 **kwargs,
             )
         seqs = gen.sequences
         new = seqs[:, p + 1 :]
-        length = gen.past_key_values.get_seq_length()  # the last generated token was never fed back
-        eos_ids = self.model.generation_config.eos_token_id
-        eos_ids = [eos_ids] if isinstance(eos_ids, int) else list(eos_ids or [])
+        cache = getattr(gen, self._cache_kw)
+        length = cache.get_seq_length()  # the last generated token was never fed back
+        eos_ids = self.stop_ids
         eos = torch.isin(new, torch.tensor(eos_ids, dtype=torch.long, device=new.device)).long()
         after_eos = (eos.cumsum(-1) - eos) > 0
         real = torch.cat([mask.bool(), ~after_eos], dim=1)
-        for r, kv in enumerate(self._rows_kv(gen.past_key_values, real, length)):
+        for r, kv in enumerate(self._rows_kv(cache, real, length)):
             size = sum(k.numel() * k.element_size() * 2 for k, _ in kv)
             if self._kv_bytes + size > self.kv_reuse_bytes:
                 break

@@ -63,7 +63,7 @@ def test_kv_reuse_with_replies_cut_by_eos(tmp_path, tiny_lm):
         HFBackend(str(tiny_lm), batch_size=1, reuse_kv=False),
     ]
     for b in backends:
-        b.model.generation_config.eos_token_id = stop
+        b.stop_ids = [stop]
     reused, single = (_run(b, tiny_lm, tmp_path) for b in backends)
     assert reused == single
     assert reused[0]["s0"][0] == first_reply  # cut at the EOS (a plain token here, so kept in the text)
