@@ -64,11 +64,20 @@ SPLITS = ("train", "validation")
 
 
 def user_sentence(row: dict) -> str:
-    """The sentence as it appears in the (first) user turn that holds it."""
-    for m in row["messages"]:
+    """The sentence as it appears in the last user turn that holds one (a preamble may hold a worked example)."""
+    for m in reversed(row["messages"]):
         if m["role"] == "user" and " sentence: " in m["content"]:
             return m["content"].split(" sentence: ", 1)[1].split("\n", 1)[0]
     raise AssertionError(f"no sentence in {row['messages']}")
+
+
+def asked_phrase(row: dict) -> str:
+    """The English name asked in the last user turn that names one."""
+    for m in reversed(row["messages"]):
+        for line in m["content"].splitlines() if m["role"] == "user" else ():
+            if line.startswith(("English name: ", "English phrase: ")):
+                return line.split(": ", 1)[1]
+    raise AssertionError(f"no English name in {row['messages']}")
 
 
 def source_row(row: dict) -> dict:
@@ -215,8 +224,7 @@ def test_name_variants_follow_ner_output(pairs_dirs, tmp_path):
     for seed in range(6):
         splits = build(pairs_dirs, tmp_path / f"ds{seed}", "--tasks", "align", "--seed", str(seed))
         for row in splits["train"] + splits["validation"]:
-            user = next(m["content"] for m in row["messages"] if m["content"].startswith("English name: "))
-            names.add((row["en_title"], user.split("\n", 1)[0].removeprefix("English name: ")))
+            names.add((row["en_title"], asked_phrase(row)))
     by_title: dict[str, set[str]] = {}
     for title, name in names:
         by_title.setdefault(title, set()).add(name)
@@ -324,8 +332,7 @@ def test_rows_equal_the_evaluation_pipeline_chats(pairs_dirs, tmp_path, shared_d
     pipeline = Pipeline(cfg, recorder)
     jobs = []
     for row in rows:
-        user = next(m["content"] for m in row["messages"] if m["content"].startswith("English "))
-        phrase = user.split("\n", 1)[0].split(": ", 1)[1]
+        phrase = asked_phrase(row)
         jobs.append((Sentence(id=str(len(jobs)), text=user_sentence(row), lang=row["lang"]), phrase))
     replies = pipeline.align(jobs)
     tok = AutoTokenizer.from_pretrained(tiny_lm)
