@@ -85,7 +85,79 @@ def map_type(label: str, label_map: Mapping[str, str | None] | None = None) -> s
 
 
 def _strip_name(name: str) -> str:
-    return name.strip().strip("\"'“”‘’`[]").strip()
+    return name.strip().strip("\"'“”‘’`[]*_").strip().rstrip(";；。").strip()
+
+
+# An explicit "no entities" answer: "(NONE)", "None.", "There are no named entities.", "No entities found."
+_EMPTY = re.compile(
+    r"^(?:none|null|n/?a|o|nothing|no entities|none found|"
+    r"(?:there\s+(?:are|is)\s+)?no\s+(?:named\s+)?entit(?:y|ies)(?:\s+(?:found|mentioned|in\s+(?:the|this)\s+"
+    r"(?:sentence|text)))*)$",
+    re.I,
+)
+# Line shapes of LLM answers without "(TYPE, entity)" items (list markers and markdown bold removed first):
+# "PERSON: Li Bai, Du Fu", "Li Bai (PERSON)", "Li Bai - PERSON", "PERSON - Li Bai".
+_MARKER = re.compile(r"^\s*(?:\d+\s*[.)]|[-*•·]|#+)\s+")
+_TYPE_FIRST = re.compile(r"^([A-Za-z][A-Za-z _\-]{0,30}?)\s*(?:[:：]|\s[-–—]\s)\s*(.+)$")
+_TYPE_PAREN = re.compile(r"^(.+?)\s*[(（]\s*([A-Za-z][A-Za-z _\-]{0,30}?)\s*[)）]$")
+_TYPE_LAST = re.compile(r"^(.+?)\s*(?:\s[-–—]\s|[:：])\s*([A-Za-z][A-Za-z _\-]{0,30}?)$")
+# Company suffixes that a comma separates from the name they belong to ("Apple, Inc.").
+_NAME_SUFFIXES = {"inc", "inc.", "ltd", "ltd.", "llc", "co.", "corp.", "plc", "jr.", "sr."}
+
+
+def _is_label(word: str, table: Mapping[str, str | None]) -> bool:
+    """A tagger label as written: one the table knows ("Person") or an upper-case tag ("DATE", "B-LOC")."""
+    word = word.strip()
+    return bool(word) and (
+        _norm_label(word) in table
+        or _norm_label(word) in NONE_TYPES
+        or re.fullmatch(r"[A-Z][A-Z_\-]{1,20}", word) is not None
+    )
+
+
+def _is_empty(text: str) -> bool:
+    return not text or _EMPTY.match(text.strip().strip("()[]{}.!*_ ").strip()) is not None
+
+
+def _split_names(names: str) -> list[str]:
+    """ "Li Bai, Du Fu" -> two names; "Apple, Inc." stays one."""
+    out: list[str] = []
+    for piece in re.split(r"\s*[,;，；、]\s*", names):
+        if out and piece.strip().lower() in _NAME_SUFFIXES:
+            out[-1] = f"{out[-1]}, {piece.strip()}"
+        elif piece.strip():
+            out.append(piece.strip())
+    return out
+
+
+def _line_items(text: str, table: Mapping[str, str | None]) -> list[tuple[str, str]] | None:
+    """Items of an answer written one entity (or one type) per line; None when no line has such a shape.
+
+    A name that is itself a label is the model echoing the type list ("PERSON: LOCATION"), never an item.
+    """
+    out: list[tuple[str, str]] = []
+    found = False
+    for raw in text.splitlines():
+        line = _MARKER.sub("", raw.replace("**", "").replace("__", "")).strip()
+        if not line:
+            continue
+        m = _TYPE_FIRST.match(line)
+        if m and _is_label(m.group(1), table):
+            if _is_empty(m.group(2)):
+                found = True
+                continue
+            names = [name for n in _split_names(m.group(2)) if (name := _strip_name(n))]
+            if names and not all(_is_label(name, table) for name in names):
+                found = True
+                out += [(m.group(1).strip(), name) for name in names if not _is_label(name, table)]
+            continue
+        for shape in (_TYPE_PAREN, _TYPE_LAST):
+            m = shape.match(line)
+            if m and _is_label(m.group(2), table) and not _is_label(m.group(1), table):
+                found = True
+                out.append((m.group(2).strip(), _strip_name(m.group(1))))
+                break
+    return out if found else None
 
 
 def parse_entities(text: str, label_map: Mapping[str, str | None] | None = None) -> list[tuple[str, str]]:
@@ -114,11 +186,11 @@ def _raw_items(text: str, table: Mapping[str, str | None]) -> list[tuple[str, st
     """(label as written, name) items of a "(TYPE, entity)" answer; the table only decides which side of a
     reversed item ("(Paris, LOCATION)") is the label."""
     stripped = text.strip()
-    if not stripped or stripped.strip("()[]{}. ").upper() in NONE_TYPES | {"NO ENTITIES"}:
+    if _is_empty(stripped):
         return []
     out: list[tuple[str, str]] = []
     found = False
-    for m in _ITEM.finditer(stripped):
+    for m in _ITEM.finditer(stripped.replace("**", "").replace("__", "")):
         found = True
         label, name = m.group(1), _strip_name(m.group(2))
         if _lookup(label, table) is None and "," in name:  # reversed order: (Paris, France, LOCATION)
@@ -129,7 +201,10 @@ def _raw_items(text: str, table: Mapping[str, str | None]) -> list[tuple[str, st
             label, name = name, _strip_name(label)
         out.append((label, name))
     if not found:
-        raise ValueError(f"no (TYPE, entity) item in answer {stripped[:80]!r}")
+        lines = _line_items(stripped, table)
+        if lines is None:
+            raise ValueError(f"no (TYPE, entity) item in answer {stripped[:80]!r}")
+        return lines
     return out
 
 

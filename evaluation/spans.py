@@ -151,9 +151,14 @@ PREFIXES = {"ar": AR_PROCLITICS, "fa": ("و",)}
 
 _QUOTES = "\"'“”‘’「」『』《》〈〉【】()（）[]［］<>«»„‚`*"
 _SEPARATORS = set(" \t\u3000・·･‧•-‐‑–—_")
+# "Answer:", "The phrase is:", "The final result is", "The corresponding Chinese phrase is: ..."
 _PREAMBLE = re.compile(
-    r"^(?:the\s+)?(?:final\s+)?(?:result|answer|phrase|output|raw\s+\w+\s+phrase)\s*(?:is)?\s*[:：]\s*", re.I
+    r"^(?:the\s+)?(?:final\s+)?(?:raw\s+)?(?:[a-z]+\s+){0,2}?(?:result|answer|phrase|output|name)"
+    r"(?:\s+is\s*[:：]?|\s*[:：])\s*",
+    re.I,
 )
+# An English gloss after the phrase: "李白 (Li Bai)".
+_GLOSS = re.compile(r"\s*[(（][\x20-\x7e]*[)）]$")
 
 
 @dataclass
@@ -176,15 +181,35 @@ class Snap:
         return asdict(self)
 
 
-def clean_answer(answer: str) -> str:
-    """The phrase inside a model reply: first non-empty line, no 'Answer:' preamble, no quotes around it."""
-    lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
-    if not lines:
-        return ""
-    text = _PREAMBLE.sub("", lines[0]).strip()
-    for _ in range(3):
-        text = text.strip().strip(_QUOTES).strip().rstrip("。.，,、；;：:!！?？").strip()
+_PAIRS = dict(zip("「『《〈【(（[［<«", "」』》〉】)）]］>»", strict=True))
+
+
+def _strip_quotes(text: str) -> str:
+    """Quotes and brackets around the phrase; a closing bracket whose opener is in the phrase stays
+    ("機動戰士V GUNDAM（凱特・布希）")."""
+    while text:
+        if text[0] in _QUOTES and not (text[0] in _PAIRS and _PAIRS[text[0]] in text[1:-1]):
+            text = text[1:].strip()
+        elif text[-1] in _QUOTES and not any(c == text[-1] and o in text for o, c in _PAIRS.items()):
+            text = text[:-1].strip()
+        else:
+            break
     return text
+
+
+def clean_answer(answer: str) -> str:
+    """The phrase inside a model reply: first non-empty line (the next one after a lone 'The phrase is:'),
+    no 'Answer:' preamble, no quotes or markdown bold around it, no English gloss after it ("李白 (Li Bai)")."""
+    lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
+    for line in lines:  # a preamble alone on its line ("The phrase is:") introduces the next line
+        text = _PREAMBLE.sub("", line.replace("**", "").replace("__", "")).strip()
+        for _ in range(3):
+            if _GLOSS.search(text) and not text.isascii() and _GLOSS.sub("", text).strip(_QUOTES + " "):
+                text = _GLOSS.sub("", text)
+            text = _strip_quotes(text.strip()).rstrip("。.，,、；;：:!！?？").strip()
+        if text:
+            return text
+    return ""
 
 
 def is_unspaced_char(ch: str) -> bool:
