@@ -12,7 +12,7 @@ TORCH_PIP_ARGS ?=
 PIP := $(VENV)/bin/python -m pip
 PYTEST_ARGS ?= -n 2
 
-.PHONY: demo test lint install install-dev clean
+.PHONY: demo test test-real lint install install-dev clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,8 +37,15 @@ lint: $(VENV)/.stamp-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+# Unit tests on tiny models in parallel, then the real-model tier (`-m real`, one process: one 2.4 GB model
+# loaded once). The real tier skips with the command that makes the models when they are missing, and fails
+# instead under EAT_REQUIRE_REAL_MODELS=1 (.ci/run).
 test: lint
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not real"
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/python -m pytest -m real -p no:xdist
+
+test-real: $(VENV)/.stamp-dev
+	$(VENV)/bin/python -m pytest -m real -p no:xdist
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

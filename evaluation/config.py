@@ -91,6 +91,11 @@ class EvalRecipe(StrictModel):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="Weights dtype (hf)."
     )
+    merge_adapter: bool = Field(
+        True,
+        description="Merge the LoRA adapter into the weights at load (hf backend): the same function, "
+        "faster; off runs it unmerged, exactly as trained (replies may differ in rare near-ties).",
+    )
     chat_template: str | None = Field(
         None,
         description="Jinja chat template file for a model whose tokenizer has none (hf backend), e.g. the "

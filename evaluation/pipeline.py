@@ -245,6 +245,7 @@ class Pipeline:
             weights_fingerprint(self.cfg.adapter),
             self.cfg.dtype,
             self.cfg.chat_template,
+            self.cfg.merge_adapter if self.cfg.adapter else None,
             self.decoding,
             self.cfg.max_new_tokens,
         )

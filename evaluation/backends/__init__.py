@@ -38,6 +38,7 @@ def make_backend(cfg: EvalRecipe) -> ChatBackend:
             reuse_kv=cfg.kv_cache_gib > 0,
             kv_reuse_bytes=int(cfg.kv_cache_gib * 1024**3),
             chat_template=cfg.chat_template,
+            merge_adapter=cfg.merge_adapter,
         )
     if cfg.backend == "openai":
         from evaluation.backends.openai_compat import OpenAIBackend

@@ -96,6 +96,7 @@ class HFBackend:
         reuse_kv: bool = True,
         kv_reuse_bytes: int = 2 * 1024**3,
         chat_template: str | None = None,
+        merge_adapter: bool = True,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -129,6 +130,10 @@ class HFBackend:
             except (KeyError, ValueError, TypeError, RuntimeError) as exc:
                 reason = " ".join(str(exc).split())[:200]
                 raise UserError(f"cannot load the adapter onto {model} ({reason})", path=adapter) from None
+            if merge_adapter:
+                # W + BA folded once: the same function, without a LoRA detour in every linear layer per
+                # token (measured on CPU: an unmerged 0.5B adapter took 2.9x the base model's time).
+                self.model = self.model.merge_and_unload()
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         use_chat_template(self.tokenizer, chat_template, model, "--chat-template ")
