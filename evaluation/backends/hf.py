@@ -357,6 +357,8 @@ class HFBackend:
             if x.ids:
                 input_ids[r, p - len(x.ids) : p] = torch.tensor(x.ids, dtype=torch.long)
         cache = self._batch_cache(prefixes, p)
+        if not kwargs["do_sample"] and kwargs.get("repetition_penalty") in (None, 1.0):
+            return self._greedy_shrinking(input_ids, mask, p, cache, texts, kwargs["max_new_tokens"])
         with torch.inference_mode():
             gen = self.model.generate(
                 input_ids=input_ids,
@@ -382,3 +384,62 @@ class HFBackend:
             self._kv[texts[r]] = _Kept(seqs[r, :length][real[r, :length]].tolist(), kv)
             self._kv_bytes += size
         return new
+
+    def _keep(self, text: str, ids: list[int], kv: list[tuple]) -> None:
+        """Keep one chat's tokens and KV for its next turn, within the byte budget."""
+        size = sum(k.numel() * k.element_size() * 2 for k, _ in kv)
+        if self._kv_bytes + size <= self.kv_reuse_bytes:
+            self._kv[text] = _Kept(ids, kv)
+            self._kv_bytes += size
+
+    def _greedy_shrinking(self, input_ids, mask, p: int, cache, texts: list[str], max_new_tokens: int):
+        """Greedy decoding that drops each row from the batch as soon as it ends.
+
+        `generate` keeps computing finished rows until the longest reply ends; on a CPU, where a row costs
+        the same whether its reply is over or not, short replies batched with one long reply paid for its
+        whole length (a 0.5B model's replies vary from 5 to 192 tokens). Greedy tokens are the same as
+        `generate`'s (tests/evaluation/test_hf_kv_reuse.py). Each row's tokens and KV are kept when it ends.
+        """
+        torch = self._torch
+        rows = list(range(input_ids.shape[0]))  # original row of each batch row
+        out: list[list[int]] = [[] for _ in rows]
+        stop = torch.tensor(self.stop_ids, dtype=torch.long, device=input_ids.device)
+        positions = mask.cumsum(-1) - 1
+        step_ids, step_pos = input_ids[:, p:], positions[:, p:]
+        seen = input_ids  # every token fed so far, per batch row (pads included, masked)
+        with torch.inference_mode():
+            for step in range(max_new_tokens):
+                logits = self.model(
+                    input_ids=step_ids,
+                    attention_mask=mask,
+                    position_ids=step_pos,
+                    **{self._cache_kw: cache},
+                    use_cache=True,
+                    logits_to_keep=1,
+                ).logits[:, -1]
+                nxt = logits.argmax(-1)
+                ended = torch.isin(nxt, stop) | (step + 1 == max_new_tokens)
+                for b, r in enumerate(rows):
+                    out[r].append(int(nxt[b]))
+                if bool(ended.any()):
+                    real = mask.bool()
+                    for b in ended.nonzero().squeeze(-1).tolist():
+                        cols = real[b].nonzero().squeeze(-1)
+                        kv = [
+                            (lay.keys[b].index_select(1, cols), lay.values[b].index_select(1, cols))
+                            for lay in cache.layers
+                        ]
+                        self._keep(texts[rows[b]], seen[b][cols].tolist(), kv)
+                    keep = (~ended).nonzero().squeeze(-1)
+                    if keep.numel() == 0:
+                        break
+                    for layer in cache.layers:
+                        layer.batch_select_indices(keep)
+                    rows = [rows[b] for b in keep.tolist()]
+                    nxt, mask, seen = nxt[keep], mask[keep], seen[keep]
+                    step_pos = step_pos[keep]
+                step_ids = nxt[:, None]
+                step_pos = step_pos[:, -1:] + 1
+                mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=1)
+                seen = torch.cat([seen, step_ids], dim=1)
+        return out
