@@ -53,3 +53,35 @@ def test_unknown_placeholder_is_rejected(tmp_path):
     path.write_text("align:\n  turns: ['English: {phrse}']\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"p.yaml: key 'align.turns'.*phrse"):
         load_prompts(path)
+
+
+def test_worked_example_is_in_the_sentences_language_and_never_answers_first():
+    prompts = load_prompts()
+    for lang in ("zh", "ja", "ko", "ru", "ar", "hi"):
+        chat = prompts.conversation("align", lang, sentence="S", phrase="P")
+        example, answer = chat[1]["content"], chat[2]["content"]
+        assert prompts.examples[lang].text in example and answer in prompts.examples[lang].text
+        assert not prompts.examples[lang].text.startswith(answer)  # the example does not teach "answer first"
+        translate = prompts.conversation("translate", lang, sentence="S")
+        assert translate[2]["content"].startswith("Names: ") and "\nEnglish: " in translate[2]["content"]
+    # A language without its own example borrows the first one rather than leaving a placeholder.
+    assert "{" not in "".join(m["content"] for m in prompts.conversation("direct", "th", sentence="S"))
+
+
+def test_answer_after_label_and_per_turn_budgets():
+    prompts = load_prompts()
+    translate = prompts.template("translate")
+    assert translate.answer("Names: 鲁迅 = Lu Xun\nEnglish: Lu Xun was born.") == "Lu Xun was born."
+    assert translate.answer("**English:**\n\nLu Xun was born.") == "Lu Xun was born."
+    assert translate.answer("Lu Xun was born.") == "Lu Xun was born."  # no label: the whole reply
+    assert prompts.template("align").turn_budget(0, 256) == 32
+    assert translate.turn_budget(0, 64) == 64  # the run's max_new_tokens caps every turn
+    authors = prompts.template("translate").model_copy(update={"max_new_tokens": None})
+    assert authors.turn_budget(2, 256) == 256
+
+
+def test_bad_turn_budget_is_refused(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("align:\n  turns: ['{sentence} {phrase}']\n  max_new_tokens: [0]\n", encoding="utf-8")
+    with pytest.raises(UserError, match="max_new_tokens"):
+        load_prompts(path)
