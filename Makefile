@@ -42,7 +42,7 @@ lint: $(VENV)/.stamp-dev
 # instead under EAT_REQUIRE_REAL_MODELS=1 (.ci/run).
 test: lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) -m "not real"
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/python -m pytest -m real -p no:xdist
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(VENV)/bin/python -m pytest -m "real and not slow" -p no:xdist
 
 test-real: $(VENV)/.stamp-dev
 	$(VENV)/bin/python -m pytest -m real -p no:xdist

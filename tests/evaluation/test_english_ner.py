@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -19,10 +18,6 @@ from evaluation.english_ner import (
     load_tagger,
     map_type,
     parse_entities,
-)
-
-REAL_SPACY = (
-    Path(os.environ.get("EAT_REAL_MODELS") or "~/.cache/eat-ner/real-models").expanduser() / "en_core_web_sm"
 )
 
 
@@ -390,13 +385,9 @@ def test_spacy_not_installed(monkeypatch, tmp_path, ruler_pipeline, capsys):
 
 
 @pytest.mark.real
-def test_real_en_core_web_sm_finds_li_bai():
-    if not (REAL_SPACY / "config.cfg").is_file():
-        pytest.skip(
-            f"real spaCy pipeline not found at {REAL_SPACY} (get it with ../shared/tools/real-models spacy-en)"
-        )
+def test_real_en_core_web_sm_finds_li_bai(spacy_en):
     tagger = load_tagger(
-        f"spacy:{REAL_SPACY}", batch_size=8, device=None, trust_remote_code=False, label_map={}
+        f"spacy:{spacy_en}", batch_size=8, device=None, trust_remote_code=False, label_map={}
     )
     assert tagger.nlp.component_names == [
         "ner"
