@@ -378,11 +378,7 @@ class HFBackend:
         after_eos = (eos.cumsum(-1) - eos) > 0
         real = torch.cat([mask.bool(), ~after_eos], dim=1)
         for r, kv in enumerate(self._rows_kv(cache, real, length)):
-            size = sum(k.numel() * k.element_size() * 2 for k, _ in kv)
-            if self._kv_bytes + size > self.kv_reuse_bytes:
-                break
-            self._kv[texts[r]] = _Kept(seqs[r, :length][real[r, :length]].tolist(), kv)
-            self._kv_bytes += size
+            self._keep(texts[r], seqs[r, :length][real[r, :length]].tolist(), kv)
         return new
 
     def _keep(self, text: str, ids: list[int], kv: list[tuple]) -> None:

@@ -89,7 +89,7 @@ def test_recipe_run_llm_ner_direct_and_paper_decoding(tmp_path, tiny_lm):
     assert all("english_ner_raw" in r["trace"] or "failure" in r["trace"] for r in records)
 
 
-def test_hf_backend_batches_match_and_adapter_loads_unmerged(tmp_path, tiny_lm):
+def test_hf_backend_batches_match_and_adapter_merges_at_load(tmp_path, tiny_lm):
     from peft import LoraConfig, PeftModel, get_peft_model
     from transformers import AutoModelForCausalLM
 
@@ -104,9 +104,12 @@ def test_hf_backend_batches_match_and_adapter_loads_unmerged(tmp_path, tiny_lm):
     one_by_one = HFBackend(str(tiny_lm), batch_size=1)
     greedy = {"do_sample": False}
     assert plain.generate(chats, 5, greedy) == one_by_one.generate(chats, 5, greedy)  # left padding is right
-    adapted = HFBackend(str(tiny_lm), adapter=str(tmp_path / "adapter"), batch_size=2)
-    assert isinstance(adapted.model, PeftModel)
-    assert adapted.generate(chats, 5, greedy) != plain.generate(chats, 5, greedy)
+    unmerged = HFBackend(str(tiny_lm), adapter=str(tmp_path / "adapter"), batch_size=2, merge_adapter=False)
+    assert isinstance(unmerged.model, PeftModel)
+    assert unmerged.generate(chats, 5, greedy) != plain.generate(chats, 5, greedy)
+    merged = HFBackend(str(tiny_lm), adapter=str(tmp_path / "adapter"), batch_size=2)  # the default
+    assert not isinstance(merged.model, PeftModel)
+    assert merged.generate(chats, 5, greedy) == unmerged.generate(chats, 5, greedy)  # same function
     cfg = EvalRecipe(model=str(tiny_lm), data="x", lang="zh", out="o", decoding="paper", seed=1)
     a = plain.generate(chats, 5, cfg.decoding_kwargs())
     assert a == plain.generate(chats, 5, cfg.decoding_kwargs())  # seeded sampling is reproducible
