@@ -56,7 +56,7 @@ def make_recipe(model, data, out, *overrides: str):
         "kind": "sft",
         "model": {"name_or_path": str(model)},
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "data": {"path": str(data), "max_length": 384, "eval_split": None},
+        "data": {"path": str(data), "max_length": 512, "eval_split": None},
         "training": {
             "output_dir": str(out),
             "max_steps": 6,

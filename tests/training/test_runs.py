@@ -46,7 +46,7 @@ def test_interrupted_run_resumes(tmp_path):
     [
         ("training.learning_rate=5e-4", "training.learning_rate: 0.01 -> 0.0005"),
         ("lora.r=8", "lora.r: 4 -> 8"),  # would fail deep inside weight loading
-        ("data.max_length=128", "data.max_length: 384 -> 128"),
+        ("data.max_length=128", "data.max_length: 512 -> 128"),
     ],
 )
 def test_a_different_recipe_is_refused_naming_what_changed(tmp_path, override, named):
