@@ -59,7 +59,7 @@ def test_loss_mask_on_the_real_qwen_template(qwen):
     supervised = [t for t, lab in zip(row["input_ids"], row["labels"], strict=True) if lab != -100]
     assert tok.decode(supervised) == "北京大学<|im_end|>"  # the answer and its end of turn, nothing else
     text = tok.decode(row["input_ids"])
-    assert text.startswith("<|im_start|>system\nYou find where an English name")  # our system turn kept
+    assert text.startswith(f"<|im_start|>system\n{chat[0]['content']}<|im_end|>")  # our system turn kept
     assert "You are Qwen" not in text  # the template's default system prompt is not added
     assert text.count("<|im_start|>assistant") == 2  # the worked example and the answer
 
