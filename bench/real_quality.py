@@ -204,7 +204,8 @@ def main() -> None:
         (
             None,
             f"Model `{args.model.name}`, LoRA recipe `recipes/qwen2.5-0.5b_lora_cpu.yaml`, "
-            f"{args.max_steps} steps in {train_s:.0f} s (train loss {train_metrics.get('train_loss')}); "
+            f"{args.max_steps} steps ({train_s:.0f} s in this invocation: about 0 when an earlier one had "
+            f"trained it; train loss {train_metrics.get('train_loss')}); "
             f"command: `python bench/real_quality.py {' '.join(sys.argv[1:])}`.",
         ),
         ("Stage 3 alignment on held-out entities", md_table(align_rows)),
