@@ -132,36 +132,12 @@ def test_seq2seq_tagger_runs_on_tiny_t5(tiny_t5):
             pass
 
 
-def test_token_classification_tagger(tmp_path, tiny_t5):
-    from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
-
-    tok = AutoTokenizer.from_pretrained(tiny_t5)
-    config = BertConfig(
-        vocab_size=len(tok),
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        id2label={0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"},
-        label2id={"O": 0, "B-PER": 1, "I-PER": 2, "B-LOC": 3, "I-LOC": 4},
-        pad_token_id=tok.pad_token_id,
-    )
-    BertForTokenClassification(config).save_pretrained(tmp_path / "tc")
-    tok.save_pretrained(tmp_path / "tc")
-    tagger = HFTagger(str(tmp_path / "tc"))
-    assert tagger.kind == "token-classification"
-    raw = tagger.tag(["Li Bai was born in Suyab."])
-    assert all(t in ("PER", "LOC") for t, _ in tagger.parse(raw[0]))
-
-
-@pytest.fixture(scope="module")
-def gpe_token_classifier(tmp_path_factory, tiny_t5) -> Path:
-    """A token-classification model that tags every word B-GPE (zero weights, one large bias)."""
+def _token_classifier(out: Path, tiny_t5: Path, labels: list[str], bias: list[float] | None = None) -> Path:
+    """A tiny BERT token classifier with `labels`, saved to `out`; `bias` fixes its answer (zero weights)."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
 
     tok = AutoTokenizer.from_pretrained(tiny_t5)
-    labels = ["O", "B-GPE", "I-GPE", "B-NORP", "I-NORP"]
     config = BertConfig(
         vocab_size=len(tok),
         hidden_size=16,
@@ -173,13 +149,29 @@ def gpe_token_classifier(tmp_path_factory, tiny_t5) -> Path:
         pad_token_id=tok.pad_token_id,
     )
     model = BertForTokenClassification(config)
-    with torch.no_grad():
-        model.classifier.weight.zero_()
-        model.classifier.bias.copy_(torch.tensor([0.0, 10.0, 0.0, 0.0, 0.0]))
-    out = tmp_path_factory.mktemp("models") / "tc-gpe"
+    if bias is not None:
+        with torch.no_grad():
+            model.classifier.weight.zero_()
+            model.classifier.bias.copy_(torch.tensor(bias))
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def test_token_classification_tagger(tmp_path, tiny_t5):
+    path = _token_classifier(tmp_path / "tc", tiny_t5, ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"])
+    tagger = HFTagger(str(path))
+    assert tagger.kind == "token-classification"
+    raw = tagger.tag(["Li Bai was born in Suyab."])
+    assert all(t in ("PER", "LOC") for t, _ in tagger.parse(raw[0]))
+
+
+@pytest.fixture(scope="module")
+def gpe_token_classifier(tmp_path_factory, tiny_t5) -> Path:
+    """A token-classification model that tags every word B-GPE (zero weights, one large bias)."""
+    labels = ["O", "B-GPE", "I-GPE", "B-NORP", "I-NORP"]
+    out = tmp_path_factory.mktemp("models") / "tc-gpe"
+    return _token_classifier(out, tiny_t5, labels, bias=[0.0, 10.0, 0.0, 0.0, 0.0])
 
 
 def test_token_classification_maps_gpe_to_loc_at_parse_time(gpe_token_classifier):
