@@ -47,7 +47,6 @@ DEFAULT_LABEL_MAP: dict[str, str] = {
     "ORGANIZATION": "ORG",
     "ORGANISATION": "ORG",
 }
-TYPE_MAP = DEFAULT_LABEL_MAP  # the old name
 NONE_TYPES = {"NONE", "O", "NULL", "N/A"}
 
 # "(" TYPE ("," | ":") NAME ")" where the closing parenthesis is the one that ends the item: followed by the
