@@ -1,7 +1,24 @@
-"""The entity-pairs table written by `eat wiki mine` and read by the dataset builders.
+"""The tables written by `eat wiki mine` and read by the dataset builders.
 
-One row per article: the target-language page, the name as written in its lead, its English title, a type and
-the first clean lead sentence containing the name. The schema lives here so writers and readers cannot drift.
+Pairs (`pairs-*.parquet`): one row per article: the target-language page, the name as written in its lead, its
+English title, a type and the first clean lead sentence containing the name.
+
+Mentions (`mentions-*.parquet`, with `--mentions`): one row per link anchor in a clean sentence of the lead or
+the first body sections of an article, whose target article (after redirects) has an English link. The
+anchor can sit anywhere in the sentence and often differs from the target's title (a short form, an
+inflection), which is what teaches alignment without the first-phrase shortcut. Columns:
+- lang, page_id, title: the article the sentence comes from; section: 0 for the lead, k for the k-th section;
+  sentence_no: the sentence's ordinal among the page's scanned sentences (page_id + sentence_no groups
+  the mentions of one sentence);
+- sentence: plain text; start, end: the anchor's character span in it (`sentence[start:end] == surface`);
+- target_page_id, target_title, en_title, qid: the linked article, resolved through redirects;
+  via_redirect: the link named a redirect;
+- type, type_source: from the Wikidata types table (`--types`); readers may fill the rest from the target's
+  pairs row (its infobox type);
+- match: how the surface relates to the target: "title" (equals the title without disambiguator), "alias"
+  (a redirect title) or "differs" (a short form, an inflection...);
+- n_in_sentence: mentions kept in that sentence.
+The schemas live here so writers and readers cannot drift.
 """
 
 from __future__ import annotations
@@ -30,6 +47,32 @@ PAIRS_SCHEMA = pa.schema(
 )
 PAIRS_COLUMNS = tuple(PAIRS_SCHEMA.names)
 SHARD_GLOB = "pairs-*.parquet"
+MENTIONS_SCHEMA = pa.schema(
+    [
+        pa.field("lang", pa.string(), nullable=False),
+        pa.field("page_id", pa.int64(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("section", pa.int32(), nullable=False),
+        pa.field("sentence_no", pa.int32(), nullable=False),
+        pa.field("sentence", pa.string(), nullable=False),
+        pa.field("start", pa.int32(), nullable=False),
+        pa.field("end", pa.int32(), nullable=False),
+        pa.field("surface", pa.string(), nullable=False),
+        pa.field("target_page_id", pa.int64(), nullable=False),
+        pa.field("target_title", pa.string(), nullable=False),
+        pa.field("en_title", pa.string(), nullable=False),
+        pa.field("qid", pa.string()),
+        pa.field("type", pa.string()),
+        pa.field("type_source", pa.string()),
+        pa.field("match", pa.string(), nullable=False),
+        pa.field("via_redirect", pa.bool_(), nullable=False),
+        pa.field("n_in_sentence", pa.int32(), nullable=False),
+        pa.field("dump_date", pa.string()),
+    ]
+)
+MENTION_COLUMNS = tuple(MENTIONS_SCHEMA.names)
+MENTION_GLOB = "mentions-*.parquet"
+MENTION_MATCHES = ("title", "alias", "differs")
 ENTITY_TYPES = ("PER", "LOC", "ORG", "MISC")
 TYPE_SOURCES = ("wikidata", "infobox")
 
@@ -37,6 +80,49 @@ TYPE_SOURCES = ("wikidata", "infobox")
 def shard_name(index: int) -> str:
     """File name of shard `index` (finished shards only ever carry this name)."""
     return f"pairs-{index:05d}.parquet"
+
+
+def mention_shard_name(index: int) -> str:
+    """File name of the mentions shard written with pairs shard `index`."""
+    return f"mentions-{index:05d}.parquet"
+
+
+def mentions_table(rows: list[dict]) -> pa.Table:
+    """Rows (dicts with the schema's keys) -> a table with exactly MENTIONS_SCHEMA."""
+    return pa.Table.from_pylist(
+        [{k: r.get(k) for k in MENTION_COLUMNS} for r in rows], schema=MENTIONS_SCHEMA
+    )
+
+
+def read_mentions(directory: str | Path) -> pa.Table:
+    """All mentions shards of a mining output folder as one table (MENTIONS_SCHEMA)."""
+    import pyarrow.parquet as pq
+
+    directory = Path(directory)
+    if directory.is_file() and directory.suffix == ".parquet":
+        paths = [directory]
+    else:
+        if not directory.is_dir():
+            raise UserError(
+                "mentions folder not found (expected the OUT of `eat wiki mine --mentions`)", path=directory
+            )
+        paths = sorted(directory.glob(MENTION_GLOB))
+        if not paths:
+            raise UserError(
+                f"no {MENTION_GLOB} files (mine with `eat wiki mine --mentions` into this folder)",
+                path=directory,
+            )
+    tables = []
+    for path in paths:
+        try:
+            table = pq.read_table(path)
+        except Exception as exc:  # pyarrow raises several types for damaged files
+            raise UserError(f"unreadable Parquet shard: {exc}", path=path) from None
+        missing = [c for c in MENTION_COLUMNS if c not in table.column_names]
+        if missing:
+            raise UserError(f"not a mentions shard: missing column(s) {', '.join(missing)}", path=path)
+        tables.append(table.select(list(MENTION_COLUMNS)).cast(MENTIONS_SCHEMA))
+    return pa.concat_tables(tables)
 
 
 def pairs_table(rows: list[dict]) -> pa.Table:
