@@ -26,7 +26,8 @@ class ImportEatConfig(StrictModel):
 @click.command("sft")
 @model_options(SFTConfig)
 def sft(**kwargs) -> None:
-    """Build a chat dataset (align, to_english) from entity pairs for alignment fine-tuning."""
+    """Build a chat dataset (align, to_english) from entity pairs and/or link mentions for alignment
+    fine-tuning."""
     from eat.console import report
     from wiki_data.sft import build_sft, summary_table
 

@@ -98,8 +98,18 @@ def test_round_trip_default_prompts(pairs_dirs, tmp_path):
     dd = load_from_disk(str(out))
     assert set(dd) == set(SPLITS)
     for s in SPLITS:
-        assert dd[s].column_names == ["messages", "task", "lang", "qid", "en_title", "type", "answer_start"]
+        assert dd[s].column_names == [
+            "messages",
+            "task",
+            "lang",
+            "qid",
+            "en_title",
+            "type",
+            "answer_start",
+            "source",
+        ]
         assert dd[s].to_list() == splits[s]
+        assert {r["source"] for r in splits[s]} == {"pair"}
     rows = splits["train"] + splits["validation"]
     assert len(splits["validation"]) > 0
     # 18 fixture rows: 1 duplicate, 1 surface not in its sentence -> 16 pairs x 2 tasks.
