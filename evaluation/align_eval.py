@@ -5,11 +5,19 @@ by answering with the first phrase. `eat wiki sft` writes `align_test.jsonl`: ea
 plain and with other sentences put in front (`shifted`). Scoring both apart, next to the `first_phrase`
 rule (no model), shows whether a model aligns or only learned the position.
 
+With `--mentions`, `eat wiki sft` also writes `align_test_mentions.jsonl`: link anchors of validation
+entities where they are in real sentences (`source: mention`), flagged `at_start` (nothing but spaces and
+punctuation before the anchor), `surface_differs` (the anchor is not the target's title) and `multi` (two or
+more anchors in the sentence). Its items are scored in the slices `mentions` (all of them), `mentions: not at
+start`, `mentions: surface differs` and `mentions: several per sentence` (a mention can be in several);
+the first-phrase rule cannot find a not-at-start anchor. Give both files to score them in one run.
+
 Two scores per item: exact match of the cleaned reply (`evaluation.spans.clean_answer`), and the span the
 pipeline would keep (`evaluation.spans.snap`, with the English name as fallback) equal to the gold span.
 
     python -m evaluation.align_eval sft/align_test.jsonl --out runs/align-base --model PATH [--adapter DIR]
     python -m evaluation.align_eval sft/align_test.jsonl --out runs/align-rule --first-phrase
+    python -m evaluation.align_eval sft/align_test.jsonl sft/align_test_mentions.jsonl --out runs/align-all ...
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,11 +37,23 @@ from evaluation.spans import clean_answer, snap
 GREEDY = {"do_sample": False}
 # The rule's delimiters: brackets, commas, enumeration comma and any space (full-width included).
 _FIRST_PHRASE_END = re.compile(r"[「（(，,、\s]")
+ITEM_SOURCES = ("pair", "mention")
+# The groups scored, in report order: pair items are plain or shifted; a mention item is in "mentions" and
+# in every other slice its flags put it in.
+SLICES = (
+    "plain",
+    "shifted",
+    "mentions",
+    "mentions: not at start",
+    "mentions: surface differs",
+    "mentions: several per sentence",
+)
 
 
 @dataclass(frozen=True)
 class AlignItem:
-    """One line of align_test.jsonl: the chat to send and the gold phrase with its offset."""
+    """One line of align_test.jsonl or align_test_mentions.jsonl: the chat to send and the gold phrase with
+    its offset; mention items (`source: mention`) carry their flags."""
 
     lang: str
     qid: str | None
@@ -44,10 +65,30 @@ class AlignItem:
     shifted: bool
     messages: list[dict[str, str]]
     followups: list[str] = field(default_factory=list)
+    source: str = "pair"
+    match: str | None = None  # mentions: "title", "alias" or "differs"
+    n_in_sentence: int | None = None
+    at_start: bool | None = None
+    surface_differs: bool | None = None
+    multi: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in ITEM_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(ITEM_SOURCES)}, not {self.source!r}")
+        if self.source == "mention" and None in (self.at_start, self.surface_differs, self.multi):
+            raise ValueError("a mention item needs at_start, surface_differs and multi")
 
     @property
     def span(self) -> tuple[int, int]:
         return self.answer_start, self.answer_start + len(self.answer)
+
+    @property
+    def slices(self) -> tuple[str, ...]:
+        """The SLICES this item is scored in."""
+        if self.source == "pair":
+            return ("shifted",) if self.shifted else ("plain",)
+        flags = (not self.at_start, self.surface_differs, self.multi)
+        return ("mentions", *(name for name, on in zip(SLICES[3:], flags, strict=True) if on))
 
 
 @dataclass(frozen=True)
@@ -66,13 +107,17 @@ class AlignResult:
     snap_method: str
     snap_start: int | None
     snap_end: int | None
+    source: str
+    slices: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class AlignScore:
-    """Accuracy of one group of items (a language, plain or shifted; `lang="all"` for every language)."""
+    """Accuracy of one group of items: a language (`lang="all"` for every language) and a slice of SLICES;
+    `shifted` is true for the slice "shifted" (kept for readers of older metrics)."""
 
     lang: str
+    slice: str
     shifted: bool
     n: int
     exact: float
@@ -85,18 +130,17 @@ class AlignReport:
     results: list[AlignResult]
 
     def scores(self) -> list[AlignScore]:
-        """Per language and plain/shifted, then the same over all languages."""
-        keys = sorted({(r.lang, r.shifted) for r in self.results})
-        keys += sorted({("all", shifted) for _, shifted in keys})
+        """Per language and slice (SLICES order, non-empty ones), then the same over all languages."""
+        langs = sorted({r.lang for r in self.results})
         out = []
-        for lang, shifted in keys:
-            group = [r for r in self.results if r.shifted == shifted and lang in ("all", r.lang)]
-            n = len(group)
-            out.append(
-                AlignScore(
-                    lang, shifted, n, sum(r.exact for r in group) / n, sum(r.snapped for r in group) / n
-                )
-            )
+        for lang in [*langs, "all"] if langs else []:
+            for name in SLICES:
+                group = [r for r in self.results if name in r.slices and lang in ("all", r.lang)]
+                if not group:
+                    continue
+                n = len(group)
+                exact, snapped = sum(r.exact for r in group) / n, sum(r.snapped for r in group) / n
+                out.append(AlignScore(lang, name, name == "shifted", n, exact, snapped))
         return out
 
     def metrics(self) -> dict:
@@ -113,7 +157,8 @@ class AlignReport:
 
 
 def load_items(path: str | Path) -> list[AlignItem]:
-    """Items of an align_test.jsonl; a malformed line is a UserError naming the file and line."""
+    """Items of an align_test.jsonl or align_test_mentions.jsonl; a malformed line is a UserError naming the
+    file and line."""
     items = []
     with open(path, encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
@@ -127,12 +172,14 @@ def load_items(path: str | Path) -> list[AlignItem]:
 
 
 def first_items(items: Sequence[AlignItem], per_lang: int) -> list[AlignItem]:
-    """The first `per_lang` items of each language in file order (plain and shifted copies stay adjacent)."""
-    taken: dict[str, int] = {}
+    """The first `per_lang` items of each language and source in file order (plain and shifted copies stay
+    adjacent; pair and mention items are counted apart)."""
+    taken: Counter[tuple[str, str]] = Counter()
     out = []
     for item in items:
-        if taken.get(item.lang, 0) < per_lang:
-            taken[item.lang] = taken.get(item.lang, 0) + 1
+        key = (item.lang, item.source)
+        if taken[key] < per_lang:
+            taken[key] += 1
             out.append(item)
     return out
 
@@ -167,6 +214,8 @@ def score_answers(items: Sequence[AlignItem], replies: Sequence[str], system: st
                 snap_method=found.method,
                 snap_start=found.start,
                 snap_end=found.end,
+                source=item.source,
+                slices=item.slices,
             )
         )
     return AlignReport(system, results)
@@ -200,25 +249,31 @@ def format_scores(reports: Sequence[AlignReport]) -> str:
     lines = ["| system | lang | items | n | exact | snapped |", "|---|---|---|---:|---:|---:|"]
     for report in reports:
         for s in report.scores():
-            kind = "shifted" if s.shifted else "plain"
-            lines.append(f"| {report.system} | {s.lang} | {kind} | {s.n} | {s.exact:.0%} | {s.snapped:.0%} |")
+            lines.append(
+                f"| {report.system} | {s.lang} | {s.slice} | {s.n} | {s.exact:.0%} | {s.snapped:.0%} |"
+            )
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("items", type=Path, help="align_test.jsonl written by `eat wiki sft`")
+    parser.add_argument(
+        "items",
+        type=Path,
+        nargs="+",
+        help="align_test.jsonl and/or align_test_mentions.jsonl written by `eat wiki sft` (scored together)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder for results.jsonl and metrics.json")
     parser.add_argument("--model", help="base model folder (hf backend)")
     parser.add_argument("--adapter", help="LoRA adapter folder")
     parser.add_argument("--first-phrase", action="store_true", help="score the first-phrase rule (no model)")
-    parser.add_argument("--per-lang", type=int, help="only the first N items of each language")
+    parser.add_argument("--per-lang", type=int, help="only the first N items of each language and source")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-new-tokens", type=int, default=32)
     args = parser.parse_args(argv)
     if not args.first_phrase and not args.model:
         parser.error("give --model (and optionally --adapter) or --first-phrase")
-    items = load_items(args.items)
+    items = [item for path in args.items for item in load_items(path)]
     if args.per_lang:
         items = first_items(items, args.per_lang)
     if args.first_phrase:

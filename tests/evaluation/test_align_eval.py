@@ -102,7 +102,8 @@ def test_scripted_model_exact_and_snapped(tmp_path):
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text("utf-8"))
     assert (
         metrics["n"] == 4
-        and {"lang": "ja", "shifted": True, "n": 1, "exact": 0.0, "snapped": 1.0} in (metrics["scores"])
+        and {"lang": "ja", "slice": "shifted", "shifted": True, "n": 1, "exact": 0.0, "snapped": 1.0}
+        in (metrics["scores"])
     )
 
 
