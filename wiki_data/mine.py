@@ -27,7 +27,15 @@ from eat.config import StrictModel
 from eat.errors import UserError
 from wiki_data.discover import DumpFiles, discover
 from wiki_data.pages import init_worker, work
-from wiki_data.schema import PAIRS_SCHEMA, pairs_table, shard_name, shard_paths
+from wiki_data.schema import (
+    MENTIONS_SCHEMA,
+    PAIRS_SCHEMA,
+    mention_shard_name,
+    mentions_table,
+    pairs_table,
+    shard_name,
+    shard_paths,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +101,14 @@ class MineConfig(StrictModel):
     langlinks: Path | None = Field(None, description="langlinks.sql(.gz) (overrides discovery).")
     page_props: Path | None = Field(None, description="page_props.sql(.gz) (overrides discovery).")
     redirects: Path | None = Field(None, description="redirect.sql(.gz) (overrides discovery; optional).")
+    mentions: bool = Field(
+        False,
+        description="Also write mentions-*.parquet: link anchors to English-linked articles in clean sentences "
+        "of the lead and the first --mention-sections sections (needs the redirect table to resolve redirects).",
+    )
+    mention_sections: int = Field(
+        2, ge=0, description="Body sections scanned for mentions after the lead (0: the lead only)."
+    )
 
 
 # ------------------------------------------------------------------------------------------ SQL side
@@ -110,6 +126,10 @@ class Selection:
     sql_stats: dict = field(default_factory=dict)
 
     has_en: bytearray = field(default_factory=bytearray)
+    # With --mentions only: every main-namespace title (articles and redirects, in the output variant) -> page
+    # id, and redirect page id -> target page id.
+    title_ids: dict[str, int] = field(default_factory=dict)
+    redirect_to: dict[int, int] = field(default_factory=dict)
 
     def status_of(self, page_id: int) -> int:
         return self.status[page_id] if 0 <= page_id < len(self.status) else UNKNOWN
@@ -122,8 +142,12 @@ def _title(raw: object) -> str:
     return str(raw).replace("_", " ")
 
 
-def select_pages(files: DumpFiles) -> Selection:
-    """Read the tables once and decide the wanted pages (before any wikitext is parsed)."""
+def select_pages(files: DumpFiles, mentions: bool = False, convert=str) -> Selection:
+    """Read the tables once and decide the wanted pages (before any wikitext is parsed).
+
+    `mentions` also keeps what resolving link targets needs; `convert` maps titles to the script variant the
+    wikitext is converted to (zh), since link targets are read from converted text.
+    """
     from wiki_data.sql_dump import SqlDump
 
     sql_stats = {}
@@ -180,8 +204,10 @@ def select_pages(files: DumpFiles) -> Selection:
             titles[pid] = title
 
     aliases: dict[int, list[str]] = {}
+    redirect_to: dict[int, int] = {}
     if files.redirects is not None:
         by_title = {t: pid for pid, t in titles.items()}
+        any_title = {t: pid for pid, t in (ns0 | redirect_titles).items()} if mentions else {}
         red = SqlDump(files.redirects, "redirect")
         for rd_from, rd_ns, rd_title, *rest in red.rows(
             ["rd_from", "rd_namespace", "rd_title", "rd_interwiki"]
@@ -192,6 +218,12 @@ def select_pages(files: DumpFiles) -> Selection:
             alias = redirect_titles.get(rd_from)
             if target is not None and alias:
                 aliases.setdefault(target, []).append(alias)
+            if (
+                mentions
+                and rd_from in redirect_titles
+                and (to := any_title.get(_title(rd_title))) is not None
+            ):
+                redirect_to[rd_from] = to
         sql_stats["redirect"] = _sql_summary(red)
     has_en = bytearray(max_id + 1)
     for pid in en_titles:
@@ -199,7 +231,13 @@ def select_pages(files: DumpFiles) -> Selection:
             has_en[pid] = 1
     wanted_en = {pid: en_titles[pid] for pid in titles}
     wanted_qids = {pid: qids[pid] for pid in titles if pid in qids}
-    return Selection(status, titles, wanted_en, wanted_qids, aliases, sql_stats, has_en)
+    title_ids: dict[str, int] = {}
+    if mentions:
+        for pid, title in (ns0 | redirect_titles).items():
+            title_ids.setdefault(convert(title), pid)
+    return Selection(
+        status, titles, wanted_en, wanted_qids, aliases, sql_stats, has_en, title_ids, redirect_to
+    )
 
 
 def _sql_summary(dump) -> dict:
@@ -281,11 +319,18 @@ def _my_shards(n_shards: int, cfg: MineConfig) -> list[int]:
     return list(range(lo, hi))
 
 
-def _write_shard(out: Path, index: int, rows: list[dict], counts: Counter) -> None:
+def _write_shard(
+    out: Path, index: int, rows: list[dict], counts: Counter, mentions: list[dict] | None = None
+) -> None:
+    """Write shard `index`: its mentions first (with --mentions), then its pairs, whose file marks it done."""
     import pyarrow.parquet as pq
 
     from eat.io import atomic_path
 
+    if mentions is not None:
+        mentions.sort(key=lambda r: (r["page_id"], r["sentence_no"], r["start"]))
+        with atomic_path(out / mention_shard_name(index)) as tmp:
+            pq.write_table(mentions_table(mentions), tmp, compression="zstd")
     rows.sort(key=lambda r: r["page_id"])
     table = pairs_table(rows)
     meta = {STATS_KEY: json.dumps(dict(sorted(counts.items())), sort_keys=True).encode()}
@@ -302,12 +347,12 @@ def shard_stats(path: Path) -> Counter:
     return Counter(json.loads(meta.get(STATS_KEY, b"{}")))
 
 
-def _init_pool_worker(lang: str, variant: str | None, timeout: float) -> None:
+def _init_pool_worker(lang: str, variant: str | None, timeout: float, sections: int | None) -> None:
     """Workers leave Ctrl-C to the parent, which stops them: no traceback from every worker, no hang."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    init_worker(lang, variant, timeout)
+    init_worker(lang, variant, timeout, sections)
 
 
 class _Runner:
@@ -321,6 +366,7 @@ class _Runner:
         self.cfg = cfg
         self.pool = None
         variant = cfg.variant if cfg.lang == "zh" else None
+        sections = cfg.mention_sections if cfg.mentions else None
         if cfg.workers > 1:
             from concurrent.futures import ProcessPoolExecutor
 
@@ -328,10 +374,10 @@ class _Runner:
                 cfg.workers,
                 mp_context=mp.get_context("spawn"),
                 initializer=_init_pool_worker,
-                initargs=(cfg.lang, variant, cfg.page_timeout),
+                initargs=(cfg.lang, variant, cfg.page_timeout, sections),
             )
         else:
-            init_worker(cfg.lang, variant, cfg.page_timeout)
+            init_worker(cfg.lang, variant, cfg.page_timeout, sections)
 
     def run(self, tasks: Iterator[tuple[object, tuple]]) -> Iterator[tuple[object, tuple]]:
         """Yield (tag, result) in task order."""
@@ -405,6 +451,75 @@ def _finish_rows(
     return out
 
 
+def _finish_mentions(
+    sel: Selection,
+    found: list[tuple],
+    cfg: MineConfig,
+    types: dict[str, str],
+    date: str | None,
+    counts: Counter,
+) -> list[dict]:
+    """Worker mention tuples -> mentions rows: targets resolved, typed and classified; drops counted."""
+    from wiki_data.mentions import MentionResolver, Target, position_bucket, surface_match
+
+    variant = cfg.variant if cfg.lang == "zh" else None
+    convert = _converter(variant)
+    resolver = MentionResolver(
+        sel.title_ids,
+        sel.redirect_to,
+        sel.titles,
+        is_redirect=lambda pid: sel.status_of(pid) == REDIRECT,
+        reason_of=lambda pid: STATUS_REASON.get(sel.status_of(pid), "not_wanted"),
+    )
+    kept: dict[tuple[int, int], list[dict]] = {}
+    for page_id, section, sentence_no, sentence, start, end, surface, target in found:
+        hit = resolver.resolve(target)
+        if isinstance(hit, Target) and hit.page_id == page_id:
+            hit = "self_link"
+        if not isinstance(hit, Target):
+            counts[f"mention_drop_{hit}"] += 1
+            continue
+        title = convert(sel.titles[hit.page_id])
+        qid = sel.qids.get(hit.page_id)
+        etype = types.get(qid) if qid else None
+        aliases = [convert(a) for a in sel.aliases.get(hit.page_id, [])]
+        kept.setdefault((page_id, sentence_no), []).append(
+            {
+                "lang": cfg.lang,
+                "page_id": page_id,
+                "title": convert(sel.titles[page_id]),
+                "section": section,
+                "sentence_no": sentence_no,
+                "sentence": sentence,
+                "start": start,
+                "end": end,
+                "surface": surface,
+                "target_page_id": hit.page_id,
+                "target_title": title,
+                "en_title": sel.en_titles[hit.page_id],
+                "qid": qid,
+                "type": etype,
+                "type_source": "wikidata" if etype else None,
+                "match": surface_match(surface, title, aliases),
+                "via_redirect": hit.via_redirect,
+                "dump_date": date,
+            }
+        )
+    rows = []
+    for group in kept.values():
+        for row in group:
+            row["n_in_sentence"] = len(group)
+            counts[f"mention_match_{row['match']}"] += 1
+            counts[f"mention_pos_{position_bucket(row['start'], len(row['sentence']))}"] += 1
+            counts["mention_via_redirect"] += row["via_redirect"]
+            counts["mention_typed"] += row["type"] is not None
+        rows.extend(group)
+    counts["mentions_kept"] += len(rows)
+    counts["mention_sentences_kept"] += len(kept)
+    counts["mention_pages_with"] += len({page for page, _ in kept})
+    return rows
+
+
 RUN_SETTINGS = "mine-run.json"
 
 
@@ -427,6 +542,7 @@ def run_settings(cfg: MineConfig, files) -> dict:
         "num_shards": cfg.num_shards,
         "shard_index": cfg.shard_index,
         "streams_per_shard": cfg.streams_per_shard,
+        "mentions": cfg.mention_sections if cfg.mentions else None,
     }
 
 
@@ -487,7 +603,11 @@ def mine(cfg: MineConfig) -> dict:
     if cfg.types is not None and not cfg.types.is_file():
         raise UserError("--types table not found (build it with `eat wiki types`)", path=cfg.types)
     log.info(f"reading SQL tables for {cfg.lang}wiki ...")
-    sel = select_pages(files)
+    sel = select_pages(files, cfg.mentions, _converter(cfg.variant if cfg.lang == "zh" else None))
+    if cfg.mentions and files.redirects is None:
+        log.warning(
+            "no redirect table: links that name a redirect are dropped (counted as redirect_unresolved)"
+        )
     types: dict[str, str] = {}
     if cfg.types is not None:
         types = load_types(cfg.types, set(sel.qids.values()))
@@ -516,6 +636,10 @@ def mine(cfg: MineConfig) -> dict:
         "pages": str(files.pages), "index": str(files.index) if files.index else None,
     })  # fmt: skip
     write_json(out / "stats.json", stats)
+    if cfg.mentions and "mentions" in stats:
+        from wiki_data.mentions import write_mention_report
+
+        write_mention_report(stats["mentions"], out)
     if cfg.jsonl:
         write_pairs_jsonl(out)
     print_summary(stats)
@@ -531,18 +655,21 @@ def _run_multistream(runner, plans, out, sel, cfg, types, date, total, make_prog
                 yield (plan, i == len(plan.tasks) - 1), task
 
     rows: list[tuple] = []
+    mentions: list[tuple] = []
     counts = Counter()
     with make_progress() as progress:
         bar = progress.add_task(f"{cfg.lang}wiki pages", total=total, unit="pages")
-        for (plan, last), (r, c, n) in runner.run(tasks()):
+        for (plan, last), (r, m, c, n) in runner.run(tasks()):
             rows.extend(r)
+            mentions.extend(m)
             counts.update(c)
             progress.advance(bar, n)
             if last:
                 counts.update(plan.counts)
                 counts["kept"] += len(rows)
-                _write_shard(out, plan.index, _finish_rows(sel, rows, cfg, types, date), counts)
-                rows, counts = [], Counter()
+                found = _finish_mentions(sel, mentions, cfg, types, date, counts) if cfg.mentions else None
+                _write_shard(out, plan.index, _finish_rows(sel, rows, cfg, types, date), counts, found)
+                rows, mentions, counts = [], [], Counter()
 
 
 def _run_plain(
@@ -587,18 +714,22 @@ def _run_plain(
             yield (shard, True, counts), ("pages", batch)
 
     rows: list[tuple] = []
+    mentions: list[tuple] = []
     counts = Counter()
+    date = files.date
     with make_progress() as progress:
         bar = progress.add_task(f"{cfg.lang}wiki pages", total=len(sel.titles), unit="pages")
-        for (shard, last, sql_counts), (r, c, n) in runner.run(tasks()):
+        for (shard, last, sql_counts), (r, m, c, n) in runner.run(tasks()):
             rows.extend(r)
+            mentions.extend(m)
             counts.update(c)
             progress.advance(bar, n)
             if last:
                 counts.update(sql_counts)
                 counts["kept"] += len(rows)
-                _write_shard(out, shard, _finish_rows(sel, rows, cfg, types, files.date), counts)
-                rows, counts = [], Counter()
+                found = _finish_mentions(sel, mentions, cfg, types, date, counts) if cfg.mentions else None
+                _write_shard(out, shard, _finish_rows(sel, rows, cfg, types, date), counts, found)
+                rows, mentions, counts = [], [], Counter()
 
 
 # ---------------------------------------------------------------------------------------- stats/merge
@@ -617,12 +748,17 @@ def collect_stats(out: Path) -> dict:
         "kept": total.get("kept", 0),
     }
     dropped = {r: total.get(r, 0) for r in DROP_REASONS}
-    return {
+    stats = {
         "pages": pages,
         "dropped": dropped,
         "streams": {"total": total.get("streams", 0), "read": total.get("streams_read", 0)},
         "shards": len(paths),
     }
+    from wiki_data.mentions import mention_stats
+
+    if (mentions := mention_stats(total)) is not None:
+        stats["mentions"] = mentions
+    return stats
 
 
 def print_summary(stats: dict) -> None:
@@ -639,6 +775,15 @@ def print_summary(stats: dict) -> None:
         if value:
             table.add_row(f"  dropped: {key.replace('_', ' ')}", f"{value:,}")
     report(table)
+    m = stats.get("mentions")
+    if m:
+        n = max(m["mentions"], 1)
+        report(
+            f"mentions: {m['mentions']:,} in {m['sentences']:,} sentences of {m['pages_with_mentions']:,} pages "
+            f"({m['mentions_per_1000_pages']:,} per 1,000 pages scanned); surface differs from the title "
+            f"{m['surface_differs_share']:.1%}; anchor at the sentence start "
+            f"{m['position']['at the start'] / n:.1%}"
+        )
 
 
 def write_pairs_jsonl(out: Path) -> int:
@@ -670,6 +815,7 @@ def _merge_into(inputs: list[Path], out: Path, final: Path) -> dict:
     from eat.io import atomic_path, write_json
 
     seen: set[tuple[str, int]] = set()
+    seen_mentions: set[tuple[str, int]] = set()
     total = Counter()
     extra: dict = {}
     langs: set[str] = set()
@@ -695,6 +841,15 @@ def _merge_into(inputs: list[Path], out: Path, final: Path) -> dict:
             total.update(counts)
             meta = {STATS_KEY: json.dumps(dict(sorted(counts.items())), sort_keys=True).encode()}
             table = table.cast(PAIRS_SCHEMA).replace_schema_metadata(meta)
+            mentions = path.with_name(path.name.replace("pairs-", "mentions-", 1))
+            if mentions.is_file():  # the same pages' mentions, deduped by their source page
+                m = pq.read_table(mentions)
+                pages = list(zip(m["lang"].to_pylist(), m["page_id"].to_pylist(), strict=True))
+                fresh = [k not in seen_mentions for k in pages]
+                seen_mentions.update(pages)
+                m = m.filter(pc.equal(__import__("pyarrow").array(fresh, "bool"), True))
+                with atomic_path(out / mention_shard_name(n)) as tmp:
+                    pq.write_table(m.cast(MENTIONS_SCHEMA), tmp, compression="zstd")
             with atomic_path(out / shard_name(n)) as tmp:
                 pq.write_table(table, tmp, compression="zstd")
             n += 1

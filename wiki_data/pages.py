@@ -191,19 +191,75 @@ def _on_alarm(signum, frame):
     raise PageTimeout
 
 
-def init_worker(lang: str, variant: str | None, timeout: float) -> None:
-    _worker_cfg.update(lang=lang, variant=variant, timeout=timeout)
+def init_worker(lang: str, variant: str | None, timeout: float, mention_sections: int | None = None) -> None:
+    """Per-process settings; `mention_sections` (None: off) also scans link anchors (wiki_data.mentions)."""
+    _worker_cfg.update(lang=lang, variant=variant, timeout=timeout, mention_sections=mention_sections)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGALRM, _on_alarm)
         _worker_cfg["alarm"] = True
 
 
-def process_raw_pages(raws: list[bytes], wanted: frozenset[int] | None) -> tuple[list[tuple], Counter]:
+def _timed(fn, *args):
+    """fn(*args) under the page time limit; raises PageTimeout past it."""
+    timeout, alarm = _worker_cfg["timeout"], _worker_cfg.get("alarm", False)
+    start = time.monotonic()
+    try:
+        if alarm:
+            # The alarm repeats every 50 ms: an exception raised while Python runs a __del__ (e.g. during
+            # garbage collection) is swallowed, so one alarm alone could be lost.
+            signal.setitimer(signal.ITIMER_REAL, timeout, 0.05)
+        try:
+            result = fn(*args)
+        finally:
+            if alarm:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if alarm and time.monotonic() - start > timeout:
+            raise PageTimeout  # every alarm was swallowed; the page still ran over its limit
+        return result
+    except PageTimeout:
+        if alarm:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        raise
+
+
+def _mentions_of(page: Page, counts: Counter) -> list[tuple]:
+    """The page's link anchors as (page_id, section, sentence_no, sentence, start, end, surface, target)."""
+    from wiki_data.mentions import scan_page
+
+    sections = _worker_cfg.get("mention_sections")
+    if sections is None:
+        return []
+    counts["mention_pages_scanned"] += 1
+    try:
+        sentences, scan_counts = _timed(
+            scan_page, page.text, _worker_cfg["lang"], _worker_cfg["variant"], sections
+        )
+    except PageTimeout:
+        counts["mention_timeout"] += 1
+        return []
+    except RecursionError:
+        counts["mention_parse_error"] += 1
+        return []
+    except Exception as exc:  # a parser bug on one page must not end a day-long run
+        log.debug("page %s (mentions): %s", page.page_id, exc)
+        counts["mention_parse_error"] += 1
+        return []
+    counts.update(scan_counts)
+    return [
+        (page.page_id, s.section, s.sentence_no, s.sentence, a.start, a.end, a.surface, a.target)
+        for s in sentences
+        for a in s.anchors
+    ]
+
+
+def process_raw_pages(
+    raws: list[bytes], wanted: frozenset[int] | None
+) -> tuple[list[tuple], list[tuple], Counter]:
+    """Lead rows, mention rows (when on) and counts for the wanted pages among `raws`."""
     from wiki_data.lead import NoSentence, process_page
 
-    lang, variant, timeout = _worker_cfg["lang"], _worker_cfg["variant"], _worker_cfg["timeout"]
-    alarm = _worker_cfg.get("alarm", False)
-    rows, counts = [], Counter()
+    lang, variant = _worker_cfg["lang"], _worker_cfg["variant"]
+    rows, mentions, counts = [], [], Counter()
     found = set()
     for raw in raws:
         if wanted is not None:
@@ -218,22 +274,10 @@ def process_raw_pages(raws: list[bytes], wanted: frozenset[int] | None) -> tuple
                 found.add(pid)
             continue
         found.add(page.page_id)
-        start = time.monotonic()
+        mentions.extend(_mentions_of(page, counts))
         try:
-            if alarm:
-                # The alarm repeats every 50 ms: an exception raised while Python runs a __del__ (e.g. during
-                # garbage collection) is swallowed, so one alarm alone could be lost.
-                signal.setitimer(signal.ITIMER_REAL, timeout, 0.05)
-            try:
-                res = process_page(page.title, page.text, lang, variant)
-            finally:
-                if alarm:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-            if alarm and time.monotonic() - start > timeout:
-                raise PageTimeout  # every alarm was swallowed; the page still ran over its limit
+            res = _timed(process_page, page.title, page.text, lang, variant)
         except PageTimeout:
-            if alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
             counts["timeout"] += 1
             continue
         except NoSentence:
@@ -249,10 +293,10 @@ def process_raw_pages(raws: list[bytes], wanted: frozenset[int] | None) -> tuple
         rows.append((page.page_id, res.surface, res.sentence, res.infobox_type))
     if wanted is not None:
         counts["missing_from_dump"] += len(wanted - found)
-    return rows, counts
+    return rows, mentions, counts
 
 
-def work(task: tuple) -> tuple[list[tuple], Counter, int]:
+def work(task: tuple) -> tuple[list[tuple], list[tuple], Counter, int]:
     """One unit of work in a worker: a multistream stream or a batch of raw pages from a plain dump."""
     kind = task[0]
     if kind == "stream":
@@ -264,9 +308,7 @@ def work(task: tuple) -> tuple[list[tuple], Counter, int]:
         except BadStream as exc:
             if not skip_bad:
                 raise UserError(f"{exc}; re-run with --skip-bad-streams to skip it", path=path) from None
-            return [], Counter(bad_stream=len(wanted)), len(wanted)
-        rows, counts = process_raw_pages(raws, wanted)
-        return rows, counts, len(wanted)
+            return [], [], Counter(bad_stream=len(wanted)), len(wanted)
+        return (*process_raw_pages(raws, wanted), len(wanted))
     _, raws = task
-    rows, counts = process_raw_pages(raws, None)
-    return rows, counts, len(raws)
+    return (*process_raw_pages(raws, None), len(raws))

@@ -393,7 +393,7 @@ def test_page_timeout_survives_an_alarm_swallowed_in_a_destructor(monkeypatch):
     monkeypatch.setattr(wiki_data.lead, "process_page", process_page)
     init_worker("en", None, 0.1)
     raw = b"<page><title>T</title><ns>0</ns><id>1</id><revision><id>2</id><text>x</text></revision></page>"
-    rows, counts = process_raw_pages([raw], None)
+    rows, _, counts = process_raw_pages([raw], None)
     assert rows == [] and counts["timeout"] == 1
 
 
