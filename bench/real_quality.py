@@ -49,6 +49,79 @@ def run(cmd: list[str], done: Path | None = None) -> None:
     print(f"# {time.perf_counter() - t0:.0f} s", flush=True)
 
 
+def ja_link_tables(folder: Path) -> Path:
+    """A jawiki dump folder for `eat wiki mine --mentions`: the real sample and SQL tables for it.
+
+    ../shared has no real langlinks for the articles the sample links to, so the English names come from the
+    authors' ja corpus (`tgt_entity` -> `eng_entity`, real names as the authors mined them): a link whose
+    target is a corpus entity becomes a mention with that English name; other targets stay without an
+    English link and are dropped. The sample's own redirect and page_props tables (test fixtures) are used.
+    """
+    import re
+
+    from wiki_data.mentions import link_title
+    from wiki_data.pages import iter_raw_pages, parse_page
+    from wiki_data.sql_dump import SqlDump, format_table_dump
+
+    sample = SHARED / "wikipedia" / "jawiki-20230501-pages-articles-sample238.xml.bz2"
+    fixtures = REPO / "tests" / "wiki_data" / "fixtures" / "jawiki"
+    if (folder / "jawiki-20230501-langlinks.sql.gz").is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "jawiki-20230501-pages-articles.xml.bz2").unlink(missing_ok=True)
+    (folder / "jawiki-20230501-pages-articles.xml.bz2").symlink_to(sample)
+    english = {
+        r["tgt_entity"]: r["eng_entity"]
+        for r in json.loads((SHARED / "eat-corpus" / "corpus_ja.json").read_text("utf-8"))
+    }
+    pages = [parse_page(raw) for raw in iter_raw_pages(sample)]
+    rows = [(p.page_id, p.ns, (p.title.split(":", 1)[1] if p.ns else p.title).replace(" ", "_"), int(p.redirect)) for p in pages]  # fmt: skip
+    known = {p.title for p in pages if p.ns == 0}
+    targets = {
+        link_title(m.group(1))
+        for p in pages
+        if p.ns == 0
+        for m in re.finditer(r"\[\[([^\[\]|{}<>]+)", p.text)
+    }
+    next_id = 10_000_000
+    for title in sorted(t for t in targets - known if t and ":" not in t):
+        next_id += 1
+        rows.append((next_id, 0, title.replace(" ", "_"), 0))
+    # The sample's own pages keep the fixtures' English links (real names, or a "Ja sample N" placeholder that
+    # makes the page a source of mentions; mentions of placeholder targets are dropped in `real_mentions`).
+    fixture_en = {pid: t for pid, lang, t in SqlDump(fixtures / "jawiki-20230501-langlinks.sql.gz", "langlinks").rows(["ll_from", "ll_lang", "ll_title"]) if lang == "en"}  # fmt: skip
+    links = []
+    for pid, ns, t, _ in rows:
+        name = english.get(t.replace("_", " ")) or fixture_en.get(pid)
+        if ns == 0 and name:
+            links.append((pid, "en", name))
+    page_cols = ["page_id", "page_namespace", "page_title", "page_is_redirect"]
+    (folder / "jawiki-20230501-page.sql.gz").write_bytes(format_table_dump("page", rows, page_cols))
+    for name in ("redirect", "page_props"):  # the sample's own: real redirects, qids, disambiguation flags
+        (folder / f"jawiki-20230501-{name}.sql.gz").write_bytes(
+            (fixtures / f"jawiki-20230501-{name}.sql.gz").read_bytes()
+        )
+    (folder / "jawiki-20230501-langlinks.sql.gz").write_bytes(
+        format_table_dump("langlinks", links, ["ll_from", "ll_lang", "ll_title"])
+    )
+    return folder
+
+
+def real_mentions(mined: Path, out: Path) -> Path:
+    """The mentions of `mined` whose English name is real (not a test fixture's "Ja sample N" placeholder)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from wiki_data.schema import read_mentions
+
+    if not (out / "mentions-00000.parquet").is_file():
+        table = read_mentions(mined)
+        table = table.filter(pc.invert(pc.starts_with(table["en_title"], "Ja sample")))
+        out.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, out / "mentions-00000.parquet")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/real-quality"))
@@ -60,6 +133,12 @@ def main() -> None:
     ap.add_argument("--align-per-lang", type=int, default=50, help="held-out align items per language")
     ap.add_argument("--wikiann", type=int, default=20, help="WikiANN dev sentences per language")
     ap.add_argument("--modes", default="eat,translate-test,direct")
+    ap.add_argument(
+        "--mention-fraction",
+        type=float,
+        default=0.3,
+        help="share of ja align rows from link mentions of the real jawiki sample (0: lead-style data only)",
+    )
     args = ap.parse_args()
     out = args.out.resolve()
     langs = args.langs.split(",")
@@ -76,6 +155,16 @@ def main() -> None:
             [*EAT, "wiki", "import-eat", "--corpus", corpus, "--lang", lang, "--out", out / f"pairs-{lang}"],
             done=out / f"pairs-{lang}",
         )
+    mention_args = []
+    if "ja" in langs and args.mention_fraction > 0:
+        dump = ja_link_tables(out / "jawiki-links")
+        run(
+            [*EAT, "wiki", "mine", "--lang", "ja", "--dump-dir", dump, "--out", out / "mentions-ja", "--mentions",
+             "--workers", "1"],
+            done=out / "mentions-ja" / "stats.json",
+        )  # fmt: skip
+        mentions = real_mentions(out / "mentions-ja", out / "mentions-ja-real")
+        mention_args = ["--mentions", mentions, "--mention-fraction", args.mention_fraction]
     sft = out / "sft"
     run(
         [
@@ -93,6 +182,7 @@ def main() -> None:
             args.max_per_lang,
             "--val-fraction",
             "0.2",
+            *mention_args,
         ],
         done=sft / "align_test.jsonl",
     )
