@@ -48,6 +48,8 @@ import json
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from math import floor
 from pathlib import Path
 
 from pydantic import Field, field_validator
@@ -91,11 +93,11 @@ class SFTConfig(StrictModel):
         None,
         ge=0.0,
         le=1.0,
-        description="Needs --pairs and --mentions. Share F of each language's align rows taken from mentions: "
-        "of the P pair and M mention align rows (after duplicates), keep the largest total T such that "
-        "round-half-up(F*T) mention rows and the rest pair rows exist, the rows picked by a seeded hash; a "
-        "language with rows from one source keeps them all; done before caps and the split (default: keep "
-        "every row of both).",
+        description="Needs --pairs and --mentions. Share F of each language's align rows taken from mentions. "
+        "Per language, of P pair and M mention align rows (after duplicates): if P*F <= M*(1-F) all P pair "
+        "rows and round-half-up(P*F/(1-F)) mention rows are kept, else all M mention rows and "
+        "round-half-up(M*(1-F)/F) pair rows; rows picked by a seeded hash; a language with align rows from "
+        "one source keeps them all; done before caps and the split (default: keep every row of both).",
     )
     shift_fraction: float = Field(
         0.0,
@@ -412,19 +414,18 @@ def dedupe(examples: list[dict]) -> tuple[list[dict], int]:
 
 
 def mix_counts(n_pairs: int, n_mentions: int, fraction: float) -> tuple[int, int]:
-    """(pair rows, mention rows) to keep: the largest total T with m = floor(F*T + 1/2) <= n_mentions and
-    T - m <= n_pairs (F = 0: every pair row, no mention; F = 1: every mention row, no pair)."""
-    if fraction <= 0:
+    """(pair rows, mention rows) to keep for a mention share F: the source that is scarcer for F is kept
+    whole and the other is cut to match, rounded half up: all P pair rows and floor(P*F/(1-F) + 1/2)
+    mention rows when P*F <= M*(1-F), else all M mention rows and floor(M*(1-F)/F + 1/2) pair rows (F = 0:
+    pairs only; F = 1: mentions only). F is taken as the decimal written (0.2 is 1/5)."""
+    f = Fraction(str(fraction))
+    if f <= 0:
         return n_pairs, 0
-    if fraction >= 1:
+    if f >= 1:
         return 0, n_mentions
-    total = min(n_pairs + n_mentions, int(min(n_pairs / (1 - fraction), n_mentions / fraction)) + 1)
-    while total > 0:
-        m = int(fraction * total + 0.5)
-        if m <= n_mentions and total - m <= n_pairs:
-            return total - m, m
-        total -= 1
-    return 0, 0
+    if n_pairs * f <= n_mentions * (1 - f):
+        return n_pairs, min(n_mentions, floor(n_pairs * f / (1 - f) + Fraction(1, 2)))
+    return min(n_pairs, floor(n_mentions * (1 - f) / f + Fraction(1, 2))), n_mentions
 
 
 def mix_sources(examples: list[dict], fraction: float | None, seed: int) -> tuple[list[dict], list[MixCount]]:
@@ -746,12 +747,13 @@ def _mix_section(cfg: SFTConfig, info: BuildInfo) -> list[str]:
     lines = [
         "## Mixing pairs and mentions (align)",
         "",
-        f"`--mention-fraction {cfg.mention_fraction}` (F): in each language with align rows from both sources "
-        "(P pair rows, M mention rows, after duplicates were dropped), the largest total T is kept for which "
-        "m = floor(F*T + 1/2) <= M and T - m <= P: m mention rows and T - m pair rows, the rows with the lowest "
-        "hash of (seed, row) first. A language with align rows from one source keeps them all; to_english rows "
-        "are not counted. Caps, the split and `--balance-positions` come after, so the final shares "
-        "(tables below) can drift from F.",
+        f"`--mention-fraction {cfg.mention_fraction}` (F, the share of align rows from mentions): in each "
+        "language with align rows from both sources (P pair rows, M mention rows, after duplicates were "
+        "dropped) the source that is scarcer for F is kept whole and the other is cut to match, rounded half "
+        "up: all P pair rows and floor(P*F/(1-F) + 1/2) mention rows when P*F <= M*(1-F), else all M mention "
+        "rows and floor(M*(1-F)/F + 1/2) pair rows; the rows with the lowest hash of (seed, row) are kept. A "
+        "language with align rows from one source keeps them all; to_english rows are not counted. Caps, the "
+        "split and `--balance-positions` come after, so the final shares (tables below) can drift from F.",
         "",
         "| language | pair rows | mention rows | kept pairs | kept mentions | mention share |",
         "|---|---:|---:|---:|---:|---:|",
