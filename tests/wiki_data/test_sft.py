@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -13,7 +14,8 @@ from click.testing import CliRunner
 
 from eat.errors import UserError
 from eat.prompts import load_prompts
-from wiki_data.schema import pairs_table, shard_name
+from wiki_data.schema import mention_shard_name, mentions_table, pairs_table, shard_name
+from wiki_data.sft import POSITION_BINS, mix_counts
 from wiki_data.sft_cli import register
 from wiki_data.variants import english_variants, strip_disambiguator
 
@@ -483,3 +485,440 @@ def test_align_test_keeps_later_turns_out_of_the_chat(pairs_dirs, tmp_path, shar
         assert it["messages"][-1]["role"] == "user"
         assert all(m["content"] != it["answer"] for m in it["messages"])  # no answer given away
         assert len(it["followups"]) == 2 and it["followups"][-1].endswith("without other words.")
+
+
+# ------------------------------------------------------------------------------------------- mentions
+
+
+def mention(
+    lang: str,
+    page_id: int,
+    sentence_no: int,
+    sentence: str,
+    surface: str,
+    target: tuple[int, str, str, str | None],
+    *,
+    nth: int = 0,
+    match: str = "title",
+    n: int = 1,
+    type_: str | None = None,
+) -> dict:
+    """A mentions row: the `nth` occurrence of `surface` in `sentence` links to `target`
+    (target_page_id, target_title, en_title, qid)."""
+    start = -1
+    for _ in range(nth + 1):
+        start = sentence.index(surface, start + 1)
+    target_page_id, target_title, en_title, qid = target
+    return {
+        "lang": lang,
+        "page_id": page_id,
+        "title": f"page {page_id}",
+        "section": sentence_no // 2,
+        "sentence_no": sentence_no,
+        "sentence": sentence,
+        "start": start,
+        "end": start + len(surface),
+        "surface": surface,
+        "target_page_id": target_page_id,
+        "target_title": target_title,
+        "en_title": en_title,
+        "qid": qid,
+        "type": type_,
+        "type_source": "wikidata" if type_ else None,
+        "match": match,
+        "via_redirect": match == "alias",
+        "n_in_sentence": n,
+        "dump_date": "20260101",
+    }
+
+
+PARIS_ZH = (101, "巴黎", "Paris", "Q90")
+FRANCE_ZH = (150, "法国", "France", "Q142")  # no pairs row here: its type stays unknown
+ECB_ZH = (103, "欧洲中央银行", "European Central Bank", "Q8901")
+FRANKFURT_ZH = (151, "法兰克福", "Frankfurt", "Q1794")
+CURIE_ZH = (104, "玛丽·居里", "Marie Curie", "Q7186")
+YANGTZE_ZH = (105, "长江", "Yangtze", "Q5413")
+PARIS_JA = (201, "パリ", "Paris", "Q90")
+UTOKYO_JA = (202, "東京大学", "The University of Tokyo", "Q7842")
+SOSEKI_JA = (203, "夏目漱石", "Natsume Sōseki", "Q160566")
+FUJI_JA = (204, "富士山", "Mount Fuji", "Q39231")
+TWO_CITIES = "他在巴黎和法兰克福之间往返。"
+TWO_CAPITALS = "法国的首都是巴黎。"
+MENTION_ROWS = [
+    mention("zh", 110, 0, "埃菲尔铁塔位于巴黎的战神广场。", "巴黎", PARIS_ZH),
+    mention("zh", 111, 0, TWO_CAPITALS, "法国", FRANCE_ZH, n=2),
+    mention("zh", 111, 0, TWO_CAPITALS, "巴黎", PARIS_ZH, n=2),
+    mention("zh", 103, 1, "欧洲央行的总部设在法兰克福。", "欧洲央行", ECB_ZH, match="alias", n=2),
+    mention("zh", 103, 1, "欧洲央行的总部设在法兰克福。", "法兰克福", FRANKFURT_ZH, n=2, type_="LOC"),
+    mention("zh", 112, 2, "1903年，居里获得诺贝尔物理学奖。", "居里", CURIE_ZH, match="differs"),
+    mention("zh", 113, 0, "长江流经上海。", "长江", YANGTZE_ZH),
+    mention("zh", 114, 3, "巴黎人常说巴黎很美。", "巴黎", PARIS_ZH, nth=1),  # an earlier 巴黎: ambiguous span
+    mention("zh", 115, 0, TWO_CITIES, "巴黎", PARIS_ZH, n=2),
+    mention("zh", 115, 0, TWO_CITIES, "法兰克福", FRANKFURT_ZH, n=2, type_="LOC"),
+    mention("zh", 116, 0, "「长江」一词常指整条河。", "长江", YANGTZE_ZH),  # only a bracket before it
+    {**mention("zh", 117, 0, "巴黎是一座城市。", "巴黎", PARIS_ZH), "start": 2, "end": 4},  # broken span
+    mention("ja", 210, 0, "東京大学の学生がパリを訪れた。", "東京大学", UTOKYO_JA, n=2),
+    mention("ja", 210, 0, "東京大学の学生がパリを訪れた。", "パリ", PARIS_JA, n=2),
+    mention("ja", 211, 1, "漱石は東京大学で教えた。", "漱石", SOSEKI_JA, match="alias", n=2),
+    mention("ja", 211, 1, "漱石は東京大学で教えた。", "東京大学", UTOKYO_JA, n=2),
+    mention("ja", 212, 0, "静岡県から見える富士山は美しい。", "富士山", FUJI_JA),
+]
+# Usable align rows per language: pairs (surface in sentence, no duplicate) and mentions (span right).
+USABLE = {"zh": (5, 11), "ja": (5, 5), "ru": (6, 0)}
+
+
+@pytest.fixture(scope="module")
+def mined_dirs(tmp_path_factory) -> dict[str, Path]:
+    """What `eat wiki mine --mentions` leaves: zh and ja folders with pairs and mentions shards side by side,
+    a ru folder with pairs only, and a ja folder with the mentions only (no pairs to take types from)."""
+    base = tmp_path_factory.mktemp("mined")
+    dirs = {name: base / name for name in ("zh", "ja", "ru", "ja-mentions-only")}
+    for lang in ("zh", "ja", "ru"):
+        dirs[lang].mkdir()
+        pq.write_table(
+            pairs_table([r for r in FIXTURE_ROWS if r["lang"] == lang]), dirs[lang] / shard_name(0)
+        )
+    for lang in ("zh", "ja"):
+        rows = [r for r in MENTION_ROWS if r["lang"] == lang]
+        pq.write_table(mentions_table(rows[:3]), dirs[lang] / mention_shard_name(0))
+        pq.write_table(mentions_table(rows[3:]), dirs[lang] / mention_shard_name(1))
+    dirs["ja-mentions-only"].mkdir()
+    pq.write_table(
+        mentions_table([r for r in MENTION_ROWS if r["lang"] == "ja"]),
+        dirs["ja-mentions-only"] / mention_shard_name(0),
+    )
+    return dirs
+
+
+def build_from(out: Path, pairs: list[Path], mentions: list[Path], *extra: str) -> dict[str, list[dict]]:
+    args: list = ["sft", "--out", out]
+    for d in pairs:
+        args += ["--pairs", d]
+    for d in mentions:
+        args += ["--mentions", d]
+    ok(*args, *extra)
+    return {s: [json.loads(x) for x in (out / f"{s}.jsonl").read_text("utf-8").splitlines()] for s in SPLITS}
+
+
+def build_mixed(mined_dirs, out: Path, *extra: str) -> dict[str, list[dict]]:
+    """Pairs of zh, ja and ru; mentions of zh and ja, from the same folders as their pairs."""
+    pairs = [mined_dirs[lang] for lang in ("zh", "ja", "ru")]
+    return build_from(out, pairs, [mined_dirs["zh"], mined_dirs["ja"]], *extra)
+
+
+def all_rows(splits: dict[str, list[dict]]) -> list[dict]:
+    return splits["train"] + splits["validation"]
+
+
+def mention_of(row: dict) -> dict:
+    """The mentions row an align row with source "mention" was built from."""
+    sentence, answer = user_sentence(row), row["messages"][-1]["content"]
+    (src,) = [
+        m
+        for m in MENTION_ROWS
+        if m["lang"] == row["lang"]
+        and m["en_title"] == row["en_title"]
+        and sentence.endswith(m["sentence"])
+        and m["surface"] == answer
+        and m["sentence"][m["start"] : m["end"]] == answer
+    ]
+    return src
+
+
+def test_mention_rows_are_align_chats_like_pairs(mined_dirs, tmp_path):
+    prompts = load_prompts()
+    splits = build_mixed(mined_dirs, tmp_path / "ds", "--val-fraction", "0.3")
+    rows = all_rows(splits)
+    mentions = [r for r in rows if r["source"] == "mention"]
+    assert {r["task"] for r in mentions} == {"align"}  # mentions give no to_english rows
+    assert len(mentions) == sum(n for _, n in USABLE.values())  # the broken span is skipped
+    assert sum(r["source"] == "pair" for r in rows) == 2 * sum(n for n, _ in USABLE.values())
+    pair_types = {(r["lang"], r["page_id"]): (r["type"], r["aliases"]) for r in FIXTURE_ROWS}
+    for row in mentions:
+        src = mention_of(row)
+        assert row["answer_start"] == src["start"] and user_sentence(row) == src["sentence"]
+        assert row["messages"][-1]["content"] == src["surface"]
+        # a missing type comes from the target's pairs row of the same folder, with its aliases
+        type_, aliases = pair_types.get((src["lang"], src["target_page_id"]), (None, []))
+        assert row["type"] == (src["type"] or type_)
+        variants = english_variants(src["en_title"], row["type"], aliases, src["lang"])
+        asked = [
+            prompts.conversation("align", row["lang"], sentence=src["sentence"], phrase=v) for v in variants
+        ]
+        assert row["messages"][:-1] in asked
+    types = {(r["lang"], r["en_title"]): r["type"] for r in mentions}
+    assert types[("ja", "The University of Tokyo")] == "ORG"  # filled from the pairs row (infobox)
+    assert types[("zh", "European Central Bank")] == "ORG"
+    assert types[("zh", "Frankfurt")] == "LOC"  # the mention's own type
+    assert types[("zh", "France")] is None  # no pairs row for the target
+    card = (tmp_path / "ds" / "README.md").read_text("utf-8")
+    assert "mentions: sentence[start:end] is not the surface: 1" in card
+    assert "mention types taken from the target's pairs row: 13" in card  # 8 zh + 5 ja rows
+
+    # Without pairs in the mentions folder no type is borrowed, and --pairs is not needed.
+    only = build_from(tmp_path / "only", [], [mined_dirs["ja-mentions-only"]], "--val-fraction", "0.3")
+    rows = all_rows(only)
+    assert len(rows) == USABLE["ja"][1] and {r["source"] for r in rows} == {"mention"}
+    assert all(r["type"] is None for r in rows)
+
+
+def test_mention_fraction_mixes_each_language(mined_dirs, tmp_path):
+    for fraction, expected in (
+        ("0.5", {"zh": (5, 5), "ja": (5, 5)}),
+        ("0.25", {"zh": (5, 2), "ja": (5, 2)}),  # pairs scarcer: all kept, mentions round(P*F/(1-F))
+        ("0.8", {"zh": (3, 11), "ja": (1, 5)}),  # mentions scarcer: all kept, pairs round(M*(1-F)/F)
+        ("0", {"zh": (5, 0), "ja": (5, 0)}),
+        ("1", {"zh": (0, 11), "ja": (0, 5)}),
+    ):
+        out = tmp_path / f"f{fraction}"
+        splits = build_mixed(mined_dirs, out, "--mention-fraction", fraction, "--val-fraction", "0.3")
+        rows = all_rows(splits)
+        align = Counter((r["lang"], r["source"]) for r in rows if r["task"] == "align")
+        for lang, (n_pairs, n_mentions) in expected.items():
+            assert (align[(lang, "pair")], align[(lang, "mention")]) == (n_pairs, n_mentions), fraction
+        assert (align[("ru", "pair")], align[("ru", "mention")]) == (6, 0)  # one source only: kept whole
+        # to_english rows (pairs only) are not part of the mix
+        assert sum(r["task"] == "to_english" for r in rows) == sum(n for n, _ in USABLE.values())
+        card = (out / "README.md").read_text("utf-8")
+        zh_pairs, zh_mentions = expected["zh"]
+        assert f"| zh | 5 | 11 | {zh_pairs} | {zh_mentions} |" in card
+
+    a = build_mixed(mined_dirs, tmp_path / "a", "--mention-fraction", "0.5", "--seed", "4")
+    pairs = [mined_dirs[lang] for lang in ("ru", "ja", "zh")]
+    b = build_from(
+        tmp_path / "b",
+        pairs,
+        [mined_dirs["ja"], mined_dirs["zh"]],
+        "--mention-fraction",
+        "0.5",
+        "--seed",
+        "4",
+    )
+    assert a == b  # deterministic for a seed, whatever the folder order
+    others = [
+        build_mixed(mined_dirs, tmp_path / f"s{s}", "--mention-fraction", "0.5", "--seed", str(s))
+        for s in (5, 6)
+    ]
+    assert any(kept_mentions(o) != kept_mentions(a) for o in others)  # the seed picks the rows
+
+
+def kept_mentions(splits: dict[str, list[dict]]) -> set[tuple[str, str]]:
+    return {
+        (user_sentence(r), r["messages"][-1]["content"]) for r in all_rows(splits) if r["source"] == "mention"
+    }
+
+
+def test_mix_counts_rule():
+    assert mix_counts(5, 11, 0.5) == (5, 5)
+    assert mix_counts(3, 3, 0.5) == (3, 3)
+    assert mix_counts(2, 10, 0.2) == (2, 1)  # 2 * 0.2 / 0.8 = 0.5 rounds up (0.2 read as 1/5)
+    assert mix_counts(10, 1, 0.1) == (9, 1)
+    assert mix_counts(0, 7, 0.5) == (0, 0)  # no pairs: nothing to match (a language keeps whole elsewhere)
+    for n_pairs in range(12):
+        for n_mentions in range(12):
+            for fraction in (0.1, 0.3, 0.5, 0.7, 0.9):
+                p, m = mix_counts(n_pairs, n_mentions, fraction)
+                assert p <= n_pairs and m <= n_mentions
+                assert p == n_pairs or m == n_mentions  # the scarcer source is kept whole
+                if p + m:  # and the share is as close to F as whole rows allow
+                    assert abs(m / (p + m) - fraction) <= max(0.5 / (p + m), 1e-9) + 1e-9
+
+
+def entity_of(row: dict) -> str:
+    return row["qid"] or row["en_title"]
+
+
+def test_split_by_entity_across_sources(mined_dirs, tmp_path):
+    seen_mentions = set()
+    for seed in range(5):
+        splits = build_mixed(mined_dirs, tmp_path / f"ds{seed}", "--val-fraction", "0.4", "--seed", str(seed))
+        train, val = ({entity_of(r) for r in splits[s]} for s in SPLITS)
+        assert train and val and not train & val
+        for split in SPLITS:
+            seen_mentions |= {(split, r["lang"]) for r in splits[split] if r["source"] == "mention"}
+        paris = {(s, r["source"]) for s in SPLITS for r in splits[s] if r["qid"] == "Q90"}
+        assert len({s for s, _ in paris}) == 1 and {src for _, src in paris} == {"pair", "mention"}
+        items = [
+            json.loads(x)
+            for x in (tmp_path / f"ds{seed}" / "align_test_mentions.jsonl").read_text("utf-8").splitlines()
+        ]
+        assert all((it["qid"] or it["en_title"]) in val for it in items)
+    assert {s for s, _ in seen_mentions} == set(SPLITS)
+
+
+def align_bins(splits: dict[str, list[dict]]) -> dict[tuple[str, str], list[int]]:
+    """Align rows per split and language in the card's answer-position bins."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for split, rows in splits.items():
+        for r in rows:
+            if r["task"] == "align":
+                rel = r["answer_start"] / len(user_sentence(r))
+                out.setdefault((split, r["lang"]), [0] * POSITION_BINS)[min(int(rel * POSITION_BINS), 4)] += 1
+    return out
+
+
+def test_balance_positions_evens_the_bins(mined_dirs, tmp_path):
+    common = ("--val-fraction", "0.3", "--shift-fraction", "0.5", "--seed", "2")
+    before_splits = build_mixed(mined_dirs, tmp_path / "before", *common)
+    splits = build_mixed(mined_dirs, tmp_path / "after", *common, "--balance-positions")
+    before, after = align_bins(before_splits), align_bins(splits)
+    assert any(len({n for n in bins if n}) > 1 for bins in before.values())  # uneven to start with
+    assert set(after) == set(before)
+    dropped = 0
+    for key, bins in before.items():
+        per_bin = min(n for n in bins if n)
+        # every non-empty bin keeps exactly the smallest bin's count; empty bins stay empty
+        assert after[key] == [per_bin if n else 0 for n in bins], key
+        dropped += sum(bins) - sum(after[key])
+    assert dropped > 0
+    assert [r for r in all_rows(splits) if r["task"] == "to_english"] == [
+        r for r in all_rows(before_splits) if r["task"] == "to_english"
+    ]
+    card = (tmp_path / "after" / "README.md").read_text("utf-8")
+    assert "### Position balancing (`--balance-positions`)" in card
+    zh = before[("train", "zh")]
+    per_bin = min(n for n in zh if n)
+    assert (
+        f"| train | zh | {' / '.join(map(str, zh))} | {per_bin} | {sum(zh) - sum(after[('train', 'zh')])} |"
+        in card
+    )
+    # the kept rows are the same for the same seed
+    assert build_mixed(mined_dirs, tmp_path / "again", *common, "--balance-positions") == splits
+
+
+def test_card_shows_positions_per_source(mined_dirs, tmp_path):
+    splits = build_mixed(mined_dirs, tmp_path / "ds", "--val-fraction", "0.3")
+    card = (tmp_path / "ds" / "README.md").read_text("utf-8")
+    header = (
+        "| align answers | train / pairs | train / mentions | validation / pairs | validation / mentions |"
+    )
+    assert header in card
+    table = card[card.index(header) :].split("\n\n", 1)[0].splitlines()
+    cols = [(s, src) for s in SPLITS for src in ("pair", "mention")]
+    align = {c: [r for r in splits[c[0]] if r["task"] == "align" and r["source"] == c[1]] for c in cols}
+
+    def share(rows, hit) -> str:
+        return f"{sum(map(hit, rows)) / len(rows):.0%}" if rows else "-"
+
+    assert table[2] == "| rows | " + " | ".join(str(len(align[c])) for c in cols) + " |"
+    at0 = [share(align[c], lambda r: r["answer_start"] == 0) for c in cols]
+    assert "| answer at char 0 | " + " | ".join(at0) + " |" in table
+    assert at0[0] == "100%" and at0[1] != "100%"  # pairs carry the shortcut, mentions do not
+    assert "| source | train | validation | total |" in card
+    n_mentions = sum(r["source"] == "mention" for r in all_rows(splits))
+    assert f"| mention | {sum(r['source'] == 'mention' for r in splits['train'])} | " in card
+    assert f" | {n_mentions} |\n" in card
+
+
+def test_mention_test_items_and_flags(mined_dirs, tmp_path):
+    from evaluation.align_eval import first_phrase_answers, load_items, score_answers
+
+    prompts = load_prompts()
+    out = tmp_path / "ds"
+    splits = build_mixed(mined_dirs, out, "--val-fraction", "0.9", "--shift-fraction", "1")
+    train_entities = {entity_of(r) for r in splits["train"]}
+    val_mentions = [r for r in splits["validation"] if r["source"] == "mention"]
+    items = [json.loads(x) for x in (out / "align_test_mentions.jsonl").read_text("utf-8").splitlines()]
+    assert items and all(it["source"] == "mention" and not it["shifted"] for it in items)
+    by_key = {(it["lang"], it["sentence"], it["answer"]): it for it in items}
+    assert len(by_key) == len(items)
+    originals = {(m["lang"], m["sentence"], m["surface"]): m for m in MENTION_ROWS}
+    for it in items:
+        src = originals[(it["lang"], it["sentence"], it["answer"])]  # its own sentence, never shifted
+        assert entity_of(it) not in train_entities
+        assert it["answer_start"] == src["start"] == it["sentence"].find(it["answer"])
+        assert it["at_start"] == (not any(c.isalnum() for c in it["sentence"][: it["answer_start"]]))
+        assert it["surface_differs"] == (src["match"] != "title") and it["match"] == src["match"]
+        assert it["multi"] == (src["n_in_sentence"] >= 2) and it["n_in_sentence"] == src["n_in_sentence"]
+        assert it["messages"] == prompts.conversation(
+            "align", it["lang"], sentence=it["sentence"], phrase=it["phrase"]
+        )
+    # every validation mention row is an item, except the one whose answer also occurs earlier
+    ambiguous = ("zh", "巴黎人常说巴黎很美。", "巴黎")
+    assert ambiguous not in by_key
+    n_ambiguous = any(user_sentence(r).endswith(ambiguous[1]) for r in val_mentions)
+    assert len(items) == len(val_mentions) - n_ambiguous
+    flags = {k[1:]: (it["at_start"], it["surface_differs"], it["multi"]) for k, it in by_key.items()}
+    expected = {
+        ("1903年，居里获得诺贝尔物理学奖。", "居里"): (False, True, False),
+        ("「长江」一词常指整条河。", "长江"): (True, False, False),
+        (TWO_CAPITALS, "巴黎"): (False, False, True),
+        ("漱石は東京大学で教えた。", "漱石"): (True, True, True),
+    }
+    present = {k: v for k, v in expected.items() if k in flags}
+    assert len(present) >= 3 and all(flags[k] == v for k, v in present.items())
+    card = (out / "README.md").read_text("utf-8")
+    n = len(items)
+    not_start = sum(not it["at_start"] for it in items)
+    differs = sum(it["surface_differs"] for it in items)
+    multi = sum(it["multi"] for it in items)
+    assert f"| all | {n} | {not_start} | {differs} | {multi} |" in card
+    assert "## Mention align test (`align_test_mentions.jsonl`)" in card
+
+    # align_eval reads the file; the first-phrase rule misses every anchor that is not at the start
+    loaded = load_items(out / "align_test_mentions.jsonl")
+    report = score_answers(loaded, first_phrase_answers(loaded), "first_phrase")
+    scores = {(s.lang, s.slice): s for s in report.scores()}
+    assert scores[("all", "mentions")].n == n
+    assert scores[("all", "mentions: not at start")].n == not_start > 0
+    assert (
+        scores[("all", "mentions: not at start")].exact
+        == scores[("all", "mentions: not at start")].snapped
+        == 0
+    )
+
+
+def test_mention_inputs_errors(mined_dirs, tmp_path):
+    out = tmp_path / "ds"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    expect_user_error(run("sft", "--mentions", empty, "--out", out), str(empty), "no mentions-*.parquet")
+    expect_user_error(run("sft", "--mentions", tmp_path / "nope", "--out", out), "nope", "not found")
+    expect_user_error(run("sft", "--out", out), "give --pairs, --mentions or both")
+    expect_user_error(
+        run("sft", "--pairs", mined_dirs["zh"], "--out", out, "--mention-fraction", "0.5"),
+        "--mention-fraction needs both --pairs and --mentions",
+    )
+    expect_user_error(
+        run(
+            "sft",
+            "--pairs",
+            mined_dirs["zh"],
+            "--mentions",
+            mined_dirs["zh"],
+            "--out",
+            out,
+            "--mention-fraction",
+            "2",
+        ),
+        "--mention-fraction",
+    )
+    wrong = tmp_path / "wrong"
+    wrong.mkdir()
+    pq.write_table(pa.table({"lang": ["zh"], "surface": ["巴黎"]}), wrong / mention_shard_name(0))
+    expect_user_error(
+        run("sft", "--mentions", wrong, "--out", out), str(wrong / mention_shard_name(0)), "missing column"
+    )
+    hollow = tmp_path / "hollow"
+    hollow.mkdir()
+    pq.write_table(mentions_table([]), hollow / mention_shard_name(0))
+    expect_user_error(run("sft", "--mentions", hollow, "--out", out), str(hollow), "no mentions in")
+    expect_user_error(
+        run(
+            "sft",
+            "--pairs",
+            mined_dirs["ru"],
+            "--mentions",
+            mined_dirs["zh"],
+            "--out",
+            out,
+            "--languages",
+            "ko",
+        ),
+        "no pairs or mentions for --languages ko",
+        "ru, zh",
+    )
+    assert not out.exists()
+    # --languages keeps a language that only one source has
+    splits = build_from(tmp_path / "zh", [mined_dirs["ru"]], [mined_dirs["zh"]], "--languages", "zh")
+    assert {(r["lang"], r["source"]) for r in all_rows(splits)} == {("zh", "mention")}
