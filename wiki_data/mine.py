@@ -415,8 +415,9 @@ class _Runner:
     def close(self) -> None:
         if self.pool is not None:
             # Stop at once (Ctrl-C, errors): running tasks belong to unfinished shards, which are redone.
-            for proc in list(getattr(self.pool, "_processes", {}).values()):
-                proc.terminate()
+            from eat.compat import terminate_workers
+
+            terminate_workers(self.pool)
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
