@@ -30,8 +30,8 @@ split and language put in front of that share of align rows) and `balance_positi
 every answer-position bin holds as many rows as the smallest non-empty one). Every row records
 `answer_start` and `source`; the card shows where answers sit per split and per source.
 `align_test.jsonl` pairs each validation align row from pairs with a shifted copy: a test a first-phrase
-rule fails; `align_test_mentions.jsonl` holds the validation mention rows with flags (`at_start`,
-`surface_differs`, `multi`) for the slices `evaluation.align_eval` reports.
+rule fails; `align_test_mentions.jsonl` holds every mention of a validation entity (before the mix and the
+caps) with flags (`at_start`, `surface_differs`, `multi`) for the slices `evaluation.align_eval` reports.
 
 Order of the steps: build chats, drop duplicates, mix the sources (`mention_fraction`), cap languages
 (`max_per_lang`, `balance`), split by entity, write the test items (from the plain validation rows), shift
@@ -638,13 +638,18 @@ def anchor_at_start(sentence: str, start: int) -> bool:
     return not any(c.isalnum() for c in sentence[:start])
 
 
-def mention_test_items(valid: list[dict], prompts) -> tuple[list[MentionTestItem], int]:
-    """The mention align test: every validation align row from mentions, in its own sentence (unshifted),
-    with flags for the slices of `evaluation.align_eval`; rows whose answer also occurs earlier in the
-    sentence are left out (the gold span would be ambiguous). Returns the items and how many were left out."""
+def mention_test_items(
+    rows: list[dict], val_entities: set[str], seed: int, prompts
+) -> tuple[list[MentionTestItem], int]:
+    """The mention align test: every mention align row of `rows` (all mention rows after duplicates, before
+    mixing and caps) whose entity is in validation, in its own sentence (unshifted), with flags for the
+    slices of `evaluation.align_eval`, in a seeded order (so a first-N sample is a random one). Rows whose
+    answer also occurs earlier in the sentence are left out (the gold span would be ambiguous). Returns the
+    items and how many were left out."""
     items = []
     ambiguous = 0
-    for ex in valid:
+    chosen = [ex for ex in rows if ex["_entity"] in val_entities]
+    for ex in sorted(chosen, key=lambda ex: _hash01(seed, "order", ex["_key"])):
         if ex["task"] != "align" or ex["source"] != "mention":
             continue
         if ex["_shifted"]:
@@ -792,10 +797,12 @@ def _mention_test_section(items: list[MentionTestItem], ambiguous: int) -> list[
     lines = [
         f"## Mention align test (`{MENTION_TEST_FILE}`)",
         "",
-        "Every validation align row from mentions (validation entities only), in its own sentence, built "
-        "like `align_test.jsonl` (messages up to the first user turn, followups) with `shifted: false` and "
-        f"`source: mention`; rows whose answer also occurs earlier in the sentence are left out ({ambiguous:,} "
-        "here: the gold span would be ambiguous). The sentence may also hold other entities, of either split. "
+        "Every mention of a validation entity (all mention rows after duplicates were dropped, also those "
+        "`--mention-fraction` or the caps left out of the validation split; never a training entity), in its "
+        "own sentence, in a seeded order, built like `align_test.jsonl` (messages up to the first user turn, "
+        "followups) with `shifted: false` and `source: mention`; rows whose answer also occurs earlier in the "
+        f"sentence are left out ({ambiguous:,} here: the gold span would be ambiguous). The sentence may also "
+        "hold other entities, of either split. "
         "Flags: `at_start`: nothing but spaces and punctuation before the anchor (a first-phrase rule can only "
         "hit these); `surface_differs`: the anchor is not the target's title without disambiguator (`match` is "
         "alias or differs); `multi`: the sentence holds two or more kept anchors (`n_in_sentence` >= 2). "
@@ -937,11 +944,16 @@ def build_sft(cfg: SFTConfig) -> dict[str, list[dict]]:
     if not examples:
         where = _where([*cfg.pairs, *cfg.mentions])
         raise UserError(f"no usable rows for --tasks {','.join(cfg.tasks)} in {where} ({dict(info.skipped)})")
+    all_mentions = [ex for ex in examples if ex["source"] == "mention"]  # the mention test draws from all
     examples, info.mix = mix_sources(examples, cfg.mention_fraction, cfg.seed)
     examples = cap_languages(examples, cfg.max_per_lang, cfg.balance, cfg.seed)
     train, valid = split_by_entity(examples, cfg.val_fraction, cfg.seed)
-    test_items = align_test_items(valid, cfg.seed, prompts)  # from the plain rows, before shifting
-    mention_items = mention_test_items(valid, prompts) if cfg.mentions else None
+    # both tests from the plain rows, before shifting
+    test_items = align_test_items(valid, cfg.seed, prompts)
+    val_entities = {ex["_entity"] for ex in valid}
+    mention_items = (
+        mention_test_items(all_mentions, val_entities, cfg.seed, prompts) if cfg.mentions else None
+    )
     splits = {"train": train, "validation": valid}
     for name, split_rows in splits.items():  # fillers from the row's own split: no sentence crosses the split
         shift_split(split_rows, cfg.shift_fraction, cfg.seed, prompts)

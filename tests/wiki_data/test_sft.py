@@ -815,8 +815,10 @@ def test_mention_test_items_and_flags(mined_dirs, tmp_path):
 
     prompts = load_prompts()
     out = tmp_path / "ds"
-    splits = build_mixed(mined_dirs, out, "--val-fraction", "0.9", "--shift-fraction", "1")
+    mix = ("--mention-fraction", "0.25")  # the mix leaves mentions out of the splits, not out of the test
+    splits = build_mixed(mined_dirs, out, "--val-fraction", "0.9", "--shift-fraction", "1", *mix)
     train_entities = {entity_of(r) for r in splits["train"]}
+    val_entities = {entity_of(r) for r in splits["validation"]}
     val_mentions = [r for r in splits["validation"] if r["source"] == "mention"]
     items = [json.loads(x) for x in (out / "align_test_mentions.jsonl").read_text("utf-8").splitlines()]
     assert items and all(it["source"] == "mention" and not it["shifted"] for it in items)
@@ -833,11 +835,12 @@ def test_mention_test_items_and_flags(mined_dirs, tmp_path):
         assert it["messages"] == prompts.conversation(
             "align", it["lang"], sentence=it["sentence"], phrase=it["phrase"]
         )
-    # every validation mention row is an item, except the one whose answer also occurs earlier
+    # every usable mention of a validation entity is an item, except the one whose answer also occurs earlier
     ambiguous = ("zh", "巴黎人常说巴黎很美。", "巴黎")
-    assert ambiguous not in by_key
-    n_ambiguous = any(user_sentence(r).endswith(ambiguous[1]) for r in val_mentions)
-    assert len(items) == len(val_mentions) - n_ambiguous
+    usable = [m for m in MENTION_ROWS if m["sentence"][m["start"] : m["end"]] == m["surface"]]
+    wanted = {(m["lang"], m["sentence"], m["surface"]) for m in usable if entity_of(m) in val_entities}
+    assert ambiguous in wanted and set(by_key) == wanted - {ambiguous}
+    assert len(items) > len(val_mentions)
     flags = {k[1:]: (it["at_start"], it["surface_differs"], it["multi"]) for k, it in by_key.items()}
     expected = {
         ("1903年，居里获得诺贝尔物理学奖。", "居里"): (False, True, False),
