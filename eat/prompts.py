@@ -23,28 +23,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from eat import languages
 from eat.config import StrictModel, read_yaml, validate
 from eat.errors import UserError
-
-LANGUAGE_NAMES = {
-    "zh": "Chinese",
-    "ja": "Japanese",
-    "ko": "Korean",
-    "ar": "Arabic",
-    "ru": "Russian",
-    "hi": "Hindi",
-    "ka": "Georgian",
-    "de": "German",
-    "es": "Spanish",
-    "fr": "French",
-    "nl": "Dutch",
-    "en": "English",
-    "fa": "Persian",
-    "he": "Hebrew",
-    "th": "Thai",
-    "uk": "Ukrainian",
-    "el": "Greek",
-}
+from eat.languages import NAMES as LANGUAGE_NAMES  # noqa: F401 (callers in evaluation/ still import it from here)
 
 TYPE_NAMES = {"PER": "PERSON", "LOC": "LOCATION", "ORG": "ORGANIZATION", "MISC": "MISCELLANEOUS"}
 TASKS = ("translate", "translate_plain", "align", "to_english", "direct")
@@ -60,9 +42,7 @@ PLACEHOLDERS = {"language", "entity_types", "entity_types_bracketed", "sentence"
 PLACEHOLDERS |= EXAMPLE_PLACEHOLDERS
 
 
-def language_name(code: str) -> str:
-    """English name of a language code ("zh-cn" -> "Chinese"); unknown codes are returned as given."""
-    return LANGUAGE_NAMES.get(code.split("-")[0].lower(), code)
+language_name = languages.name  # the name prompts fill `{language}` with
 
 
 class Message(StrictModel):

@@ -24,14 +24,13 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from eat import languages
 from eat.errors import UserError
 from wiki_data.normalize import normalize_for_match, normalize_with_offsets, strip_stress
 from wiki_data.variants import strip_disambiguator
 
 STATS_NAME = "import-stats.json"
 KEYS = ("eng_entity", "tgt_entity", "text")
-_NO_SPACE_LANGS = ("zh", "ja")
-_STRESS_LANGS = ("ru", "uk", "bg", "be")
 
 
 @dataclass
@@ -101,7 +100,7 @@ def read_corpus(path: str | Path) -> list[dict]:
 def _norm_index(text: str, lang: str) -> tuple[str, list[int]]:
     """Normalised text and offsets; in zh/ja also without spaces ("吉川 和多留" matches "吉川和多留")."""
     norm, offsets = normalize_with_offsets(text, lang)
-    if lang.startswith(_NO_SPACE_LANGS):
+    if languages.is_unspaced(lang):
         kept = [(c, o) for c, o in zip(norm, offsets, strict=True) if not c.isspace()]
         norm, offsets = "".join(c for c, _ in kept), [o for _, o in kept]
     return norm, offsets
@@ -116,7 +115,7 @@ def locate(text: str, target: str, lang: str) -> tuple[int, int] | None:
         return idx, idx + len(target)
     norm, offsets = _norm_index(text, lang)
     needle = normalize_for_match(target, lang)
-    if lang.startswith(_NO_SPACE_LANGS):
+    if languages.is_unspaced(lang):
         needle = "".join(c for c in needle if not c.isspace())
     if not needle:
         return None
@@ -167,7 +166,7 @@ def convert_record(rec: dict, lang: str, stats: ImportStats) -> dict | None:
     raw_target, text = rec["tgt_entity"].strip(), rec["text"]
     if raw_target and raw_target in text:
         stats.found_verbatim += 1
-    if lang.startswith(_STRESS_LANGS):
+    if languages.has_stress_marks(lang):
         stripped = strip_stress(text)
         if stripped != text:
             stats.stress_stripped_texts += 1

@@ -25,12 +25,11 @@ from mwparserfromhell.nodes import (
     Wikilink,
 )
 
+from eat import languages
 from wiki_data.normalize import strip_stress
 from wiki_data.typing_rules import infobox_type, normalize_template_name
 
 MAX_LEAD_CHARS = 60_000
-STRESS_LANGS = {"ru", "uk", "be", "bg", "sr", "mk"}
-CJK_LANGS = {"zh", "ja", "wuu", "yue", "gan", "lzh", "zh-yue", "zh-classical"}
 
 _HEADING = re.compile(r"^(=+)[^=\n].*?\1[ \t]*(?:<!--.*?-->)?[ \t]*$", re.M)
 _COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
@@ -207,7 +206,7 @@ def clean_text(text: str, lang: str) -> str:
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _SPACE_AFTER_OPEN.sub(r"\1", text)
     text = re.sub(r"([,;])\1+", r"\1", text)
-    if lang in STRESS_LANGS:
+    if languages.has_stress_marks(lang):
         text = strip_stress(text)
     return text.strip()
 
@@ -257,7 +256,7 @@ def split_sentences(text: str, lang: str) -> list[str]:
         return []
     depth = _depth_at(text)
     cut_points = []
-    if lang in CJK_LANGS:
+    if languages.uses_cjk_stops(lang):
         for m in _CJK_END.finditer(text):
             if depth[m.start()] == 0:
                 cut_points.append(m.end())

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 import mwparserfromhell
 from mwparserfromhell.nodes import Wikilink
 
+from eat import languages
 from wiki_data.lead import (
     _BEHAVIOUR,
     _COMMENT,
     _HEADING,
     _INTERWIKI,
     _REF,
-    CJK_LANGS,
     LINK_NAMESPACES,
     _Renderer,
     _variant,
@@ -76,7 +76,7 @@ def link_title(raw: str) -> str:
 
 
 def _trail_ok(trail: str, lang: str) -> bool:
-    if lang in CJK_LANGS or lang == "ko":
+    if languages.uses_cjk_stops(lang) or lang == "ko":
         return False  # no link trail in these wikis (a Korean particle after a link is not part of it)
     return trail.islower() or (lang in ("ar", "fa") and all("\u0600" <= c <= "\u06ff" for c in trail))
 
