@@ -235,7 +235,7 @@ def import_eat(corpus: str | Path, lang: str | None, out: str | Path, overwrite:
         row["page_id"] = i
         rows.append(row)
     stats.written = len(rows)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    with atomic_dir(out, overwrite, [corpus], "eat wiki import-eat") as tmp:
         pq.write_table(pairs_table(rows), tmp / shard_name(0))
         (tmp / STATS_NAME).write_text(
             json.dumps(stats.to_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8"

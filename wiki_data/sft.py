@@ -937,7 +937,7 @@ def build_sft(cfg: SFTConfig) -> dict[str, list[dict]]:
         raise UserError("no input: give --pairs, --mentions or both")
     if cfg.mention_fraction is not None and not (cfg.pairs and cfg.mentions):
         raise UserError("--mention-fraction needs both --pairs and --mentions")
-    check_out(cfg.out, cfg.overwrite)
+    check_out(cfg.out, cfg.overwrite, [*cfg.pairs, *cfg.mentions])
     prompts = load_prompts(cfg.prompts)
     sources, info = load_sources(cfg)
     examples, info.duplicates = dedupe(build_examples(sources, cfg, prompts))
@@ -961,7 +961,7 @@ def build_sft(cfg: SFTConfig) -> dict[str, list[dict]]:
             splits[name], cuts = balance_split_positions(name, split_rows, cfg.seed)
             info.position_cuts.extend(cuts)
     features = _features()
-    with atomic_dir(cfg.out, overwrite=cfg.overwrite) as tmp:
+    with atomic_dir(cfg.out, cfg.overwrite, [*cfg.pairs, *cfg.mentions], "eat wiki sft") as tmp:
         dd = DatasetDict(
             {s: Dataset.from_list([_public(ex) for ex in r], features=features) for s, r in splits.items()}
         )
