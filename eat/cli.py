@@ -8,7 +8,7 @@ import click
 
 from eat import __version__
 from eat.clitools import LazyGroup
-from eat.errors import UserError
+from eat.errors import UserError, environment_error
 
 _state = {"debug": False}
 
@@ -45,6 +45,16 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
     setup_logging(-1 if quiet else verbose)
 
 
+def _one_line(exc: UserError) -> None:
+    from rich.markup import escape
+
+    from eat.console import console
+
+    # escape: a message may hold [brackets] (pip extras, file names) that rich would read as markup
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    sys.exit(UserError.exit_code)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors print one line and exit 2; --debug shows the traceback."""
     args = sys.argv[1:] if argv is None else argv
@@ -66,13 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as exc:
         if _state["debug"]:
             raise
-        from rich.markup import escape
-
-        from eat.console import console
-
-        # escape: a message may hold [brackets] (pip extras, file names) that rich would read as markup
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(UserError.exit_code)
+        _one_line(exc)
+    except OSError as exc:  # a full disk, a read-only mount...: one line; any other OSError is a bug
+        if _state["debug"] or (user := environment_error(exc)) is None:
+            raise
+        _one_line(user)
     except KeyboardInterrupt:
         click.echo("interrupted; finished work is kept, re-run to resume", err=True)
         sys.exit(130)

@@ -95,3 +95,30 @@ def test_quiet_drops_summaries_but_not_warnings(capsys, monkeypatch):
         assert "mining summary" in capsys.readouterr().err
     finally:
         setup_logging(0)
+
+
+def test_full_disk_is_one_line_naming_the_file_and_leaves_no_half_output(tmp_path):
+    """A command that hits ENOSPC while writing (simulated: os.replace fails as on a full disk) says so in one
+    line naming the file, exits 2 and leaves neither the output nor its temporaries behind."""
+    import json
+
+    corpus = tmp_path / "corpus_ja.json"
+    corpus.write_text(
+        json.dumps([{"eng_entity": "Tokyo", "tgt_entity": "東京", "text": "東京は首都。"}]), "utf-8"
+    )
+    code = (
+        "import errno, os, sys\n"
+        "real = os.replace\n"
+        "def full(src, dst):\n"
+        "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))\n"
+        "os.replace = full\n"
+        "from eat.cli import main\n"
+        f"main(['wiki', 'import-eat', '--corpus', {str(corpus)!r}, '--out', {str(tmp_path / 'pairs')!r}])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip() and "INFO" not in line]
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert lines[-1].startswith("error: ") and lines[-1].endswith("no space left on device (ENOSPC)")
+    assert str(tmp_path / "pairs") in lines[-1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus_ja.json"]
