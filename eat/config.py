@@ -70,8 +70,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    # YAML reads 1e-4 as a string (it wants 1.0e-4); numbers like that are what users type.
-    if isinstance(value, str):
+    quoted = len(raw.strip()) >= 2 and raw.strip()[0] == raw.strip()[-1] and raw.strip()[0] in "'\""
+    # YAML reads 1e-4 as a string (it wants 1.0e-4); numbers like that are what users type. A quoted value
+    # (`model.revision='20240101'`) stays the string the user quoted.
+    if isinstance(value, str) and not quoted:
         try:
             value = float(value) if any(c in value.lower() for c in ".e") else int(value)
         except ValueError:

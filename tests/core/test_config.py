@@ -264,3 +264,12 @@ def test_recipe_keys_table_covers_every_key_a_recipe_accepts():
 
     resolved = validate(SFTRecipe, {"kind": "sft", "model": {"name_or_path": "m"}}, "test").model_dump()
     assert set(rows) == leaves(resolved)
+
+
+def test_quoted_override_keeps_its_string_type():
+    from eat.config import parse_override
+
+    assert parse_override("model.revision='20240101'") == (["model", "revision"], "20240101")
+    assert parse_override('data.name="007"') == (["data", "name"], "007")
+    assert parse_override("training.learning_rate=1e-4") == (["training", "learning_rate"], 1e-4)
+    assert parse_override("training.seed=7") == (["training", "seed"], 7)
