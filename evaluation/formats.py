@@ -26,7 +26,6 @@ dropped (its tokens become `O`). Types not in the map are kept.
 
 from __future__ import annotations
 
-import bisect
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -34,7 +33,7 @@ from pathlib import Path
 
 from eat.errors import UserError
 from evaluation.entities import Entity, Sentence
-from evaluation.metrics import lenient_chunks
+from evaluation.tags import lenient_chunks, to_iob2
 
 UNSPACED_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu", "gan", "lzh"})
 FORMATS = ("auto", "bio", "bmes", "spans")
@@ -160,14 +159,6 @@ def _load_columns(path: Path, fmt: str, lang: str, label_map, hash_as_space: boo
     return sentences
 
 
-def to_iob2(tags: Sequence[str]) -> list[str]:
-    """BMES / BIOES / IOBES tags as IOB2 (S- -> B-, M-/E- -> I-); IOB2 tags are returned unchanged.
-
-    Lossless for well-formed sequences: the same entities, in the one scheme the tag metrics chunk.
-    """
-    return [("B" + t[1:]) if t[:2] == "S-" else ("I" + t[1:]) if t[:2] in ("M-", "E-") else t for t in tags]
-
-
 def _make_sentence(sid: str, tokens: list[str], tags: list[str], lang: str, hash_as_space: bool) -> Sentence:
     unspaced = is_unspaced(lang)
     sep = "" if unspaced else " "
@@ -261,55 +252,6 @@ def _load_spans(path: Path, lang: str, label_map) -> list[Sentence]:
             sent.id = str(len(out))
         out.append(sent)
     return out
-
-
-def spans_to_tags(sentence: Sentence, entities: Sequence[Entity], scheme: str = "IOB2") -> list[str]:
-    """One tag per token of `sentence` for character-span `entities` (IOB2 or IOBES/BIOES).
-
-    A token belongs to an entity when their character spans overlap; when entities overlap, the one
-    that starts first (then the longer) wins the token. Whitespace tokens (WikiANN `#`) are tagged `O`
-    and the entity continues with `I-` after them, mirroring the WikiANN convention.
-    """
-    if sentence.tokens is None or sentence.token_spans is None:
-        raise ValueError(f"sentence {sentence.id!r} has no tokens; token-level tags need a token-based file")
-    scheme = scheme.upper()
-    if scheme not in ("IOB2", "BIO", "IOBES", "BIOES", "BMES"):
-        raise ValueError(f"unknown tag scheme {scheme!r}")
-    n = len(sentence.token_spans)
-    owner: list[int] = [-1] * n
-    ents = sorted(entities, key=lambda e: (e.start, -(e.end - e.start)))
-    spans = sentence.token_spans
-    text = sentence.text
-    starts = [s for s, _ in spans]  # increasing: binary search for each entity's first token
-    for k, e in enumerate(ents):
-        i = max(bisect.bisect_right(starts, e.start) - 1, 0)
-        while i < n and spans[i][0] < e.end:
-            t = spans[i][1]
-            if t > e.start and owner[i] == -1:
-                owner[i] = k
-            i += 1
-    tags = ["O"] * n
-    last = -1  # owner of the last non-whitespace token
-    for i in range(n):
-        k = owner[i]
-        s, t = spans[i]
-        if k == -1:
-            last = -1
-        elif text[s:t].strip():
-            tags[i] = ("I-" if last == k else "B-") + ents[k].type
-            last = k
-    if scheme in ("IOBES", "BIOES", "BMES"):
-        mid = "M-" if scheme == "BMES" else "I-"
-        for i, tag in enumerate(tags):
-            if tag == "O":
-                continue
-            nxt = tags[i + 1] if i + 1 < n else "O"
-            cont = nxt[:2] == "I-" and nxt[2:] == tag[2:]
-            if tag[:2] == "B-":
-                tags[i] = tag if cont else "S-" + tag[2:]
-            else:
-                tags[i] = (mid if cont else "E-") + tag[2:]
-    return tags
 
 
 def write_columns(path: str | Path, sentences: Sequence[Sentence], tags: Sequence[Sequence[str]]) -> None:

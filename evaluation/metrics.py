@@ -7,8 +7,8 @@
   - `mode="strict"`: seqeval with `mode="strict", scheme=IOB2` (an entity is a `B-X` followed by the
     longest run of `I-X`; `I-` tokens that do not continue a `B-` chunk are ignored; other prefixes are
     an error).
-  We implement the chunking ourselves (no seqeval at run time) and the tests check exact equality with
-    seqeval on its own test data and on perturbed WikiANN predictions.
+  We implement the chunking ourselves (`evaluation.tags`; no seqeval at run time) and the tests check
+    exact equality with seqeval on its own test data and on perturbed WikiANN predictions.
 * `entity_scores` compares character spans directly (for span data without tokens).
 * `authors_token_scores`: the token-level metric of the EAT authors' evaluation code
   (ZelateCalcite/EAT_NER, eval/eval_utils.py `evaluation`), reproduced and labelled as such — it is
@@ -24,105 +24,10 @@ from collections.abc import Callable, Sequence
 
 from eat.errors import UserError
 from evaluation.entities import Entity, Sentence
+from evaluation.tags import spans_to_tags, tags_to_chunks, to_iob2
 
-MODES = ("default", "strict")
 AUTHORS_TOKEN_LABEL = "authors' token-level metric, not entity-level"
 AUTHORS_CHAR_LANGS = frozenset({"zh", "ja"})  # the authors' `zh=True` path: one label per character
-
-
-# --------------------------------------------------------------------------------------------------
-# chunking
-
-
-def _split_tag(chunk: str, suffix: bool) -> tuple[str, str]:
-    """(prefix letter, type) the way seqeval's default mode reads a tag."""
-    if suffix:
-        return chunk[-1], chunk[:-1].rsplit("-", maxsplit=1)[0] or "_"
-    return chunk[0], chunk[1:].split("-", maxsplit=1)[-1] or "_"
-
-
-def _end_of_chunk(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
-    if prev_tag in ("E", "S"):
-        return True
-    if prev_tag in ("B", "I") and tag in ("B", "S", "O"):
-        return True
-    return prev_tag != "O" and prev_tag != "." and prev_type != type_
-
-
-def _start_of_chunk(prev_tag: str, tag: str, prev_type: str, type_: str) -> bool:
-    if tag in ("B", "S"):
-        return True
-    if prev_tag in ("E", "S", "O") and tag in ("E", "I"):
-        return True
-    return tag != "O" and tag != "." and prev_type != type_
-
-
-def lenient_chunks(seq: Sequence[str], suffix: bool = False) -> list[tuple[str, int, int]]:
-    """conlleval/seqeval-default chunks of one flat tag sequence: (type, start, end) with end EXCLUSIVE."""
-    prev_tag, prev_type = "O", ""
-    begin = 0
-    chunks: list[tuple[str, int, int]] = []
-    for i, chunk in enumerate([*seq, "O"]):
-        if not chunk:
-            chunk = "O"
-        tag, type_ = _split_tag(chunk, suffix)
-        if _end_of_chunk(prev_tag, tag, prev_type, type_):
-            chunks.append((prev_type, begin, i))
-        if _start_of_chunk(prev_tag, tag, prev_type, type_):
-            begin = i
-        prev_tag, prev_type = tag, type_
-    return chunks
-
-
-_STRICT_PREFIXES = frozenset("BIO")
-
-
-def strict_chunks(seq: Sequence[str], suffix: bool = False) -> list[tuple[str, int, int]]:
-    """seqeval strict IOB2 entities of one sentence: B-X then the longest run of I-X (end exclusive)."""
-    parsed = []
-    for tok in seq:
-        prefix = tok[-1] if suffix else tok[0]
-        if prefix not in _STRICT_PREFIXES:
-            raise UserError(f"tag {tok!r} is not IOB2 (strict mode allows B-, I- and O only)")
-        parsed.append((prefix, (tok[:-1] if suffix else tok[1:]).strip("-") or "_"))
-    chunks = []
-    i, n = 0, len(parsed)
-    while i < n:
-        prefix, type_ = parsed[i]
-        if prefix == "B":
-            j = i + 1
-            while j < n and parsed[j][0] == "I" and parsed[j][1] == type_:
-                j += 1
-            chunks.append((type_, i, j))
-            i = j
-        else:
-            i += 1
-    return chunks
-
-
-def tags_to_chunks(
-    sequences: Sequence[Sequence[str]], mode: str = "default", suffix: bool = False
-) -> list[list[tuple[str, int, int]]]:
-    """Per sentence: (type, start token, end token exclusive), as seqeval would count them in `mode`."""
-    if mode == "strict":
-        return [strict_chunks(s, suffix) for s in sequences]
-    if mode != "default":
-        raise UserError(f"unknown metric mode {mode!r}; use one of {', '.join(MODES)}")
-    # seqeval flattens all sentences with an "O" between them; chunking across that boundary is
-    # (almost) impossible, but we reproduce it exactly and map offsets back to sentences.
-    flat: list[str] = []
-    starts: list[int] = []
-    for s in sequences:
-        starts.append(len(flat))
-        flat.extend(s)
-        flat.append("O")
-    out: list[list[tuple[str, int, int]]] = [[] for _ in sequences]
-    si = 0
-    for type_, b, e in lenient_chunks(flat[:-1] if flat else flat, suffix):
-        while si + 1 < len(starts) and starts[si + 1] <= b:
-            si += 1
-        out[si].append((type_, b - starts[si], e - starts[si]))
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -377,8 +282,6 @@ def score_all(
     sentences carry the file's tags (predicted tags from `pred_tags`, else converted from the spans);
     token_authors: the authors' token-level metric; bootstrap (optional): 95% CI of span micro P/R/F1.
     """
-    from evaluation.formats import spans_to_tags, to_iob2
-
     if len(sentences) != len(preds):
         raise UserError(f"gold has {len(sentences)} sentences but predictions have {len(preds)}")
     out: dict = {"entity": entity_scores([s.gold for s in sentences], preds)}

@@ -8,13 +8,9 @@ import pytest
 
 from eat.errors import UserError
 from evaluation.entities import Entity, Sentence
-from evaluation.formats import (
-    load_dataset_file,
-    spans_to_tags,
-    write_columns,
-    write_spans_jsonl,
-)
+from evaluation.formats import load_dataset_file, write_columns, write_spans_jsonl
 from evaluation.metrics import tag_scores
+from evaluation.tags import spans_to_tags
 
 FIX = Path(__file__).parent / "fixtures"
 

@@ -16,10 +16,9 @@ from evaluation.metrics import (
     authors_token_scores,
     bootstrap_f1_ci,
     entity_scores,
-    lenient_chunks,
-    strict_chunks,
     tag_scores,
 )
+from evaluation.tags import lenient_chunks, strict_chunks
 
 TYPES = ["PER", "LOC", "ORG"]
 
