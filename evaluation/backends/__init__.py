@@ -1,26 +1,14 @@
-"""LLM backends behind one small protocol, so every stage batches the same way whatever runs the model.
-
-`generate(chats, max_new_tokens, decoding)` takes many chats (lists of {role, content} ending with a user
-turn) and returns one reply per chat, in order. `decoding` is a dict: `do_sample`, `temperature`, `top_p`,
-`top_k`, `repetition_penalty`, `seed` (see `EvalRecipe.decoding_kwargs`).
-"""
+"""LLM backends behind one small protocol (`base.ChatBackend`), so every stage batches the same way whatever
+runs the model; `make_backend` builds the one a config names."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-if TYPE_CHECKING:
-    from evaluation.config import EvalRecipe
+from evaluation.backends.base import Chat, ChatBackend
+from evaluation.config import EvalRecipe
 
-Chat = list[dict[str, str]]
-
-
-@runtime_checkable
-class ChatBackend(Protocol):
-    name: str
-
-    def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]: ...
+__all__ = ["Chat", "ChatBackend", "make_backend"]
 
 
 def make_backend(cfg: EvalRecipe) -> ChatBackend:

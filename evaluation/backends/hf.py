@@ -12,7 +12,7 @@ from pathlib import Path
 
 from eat.chat import render, use_chat_template
 from eat.errors import UserError
-from evaluation.backends import Chat
+from evaluation.backends.base import Chat
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +163,11 @@ class HFBackend:
             return False
         self._layers = len(layers)
         return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+    def close(self) -> None:
+        """Drop the KV kept for the next turn (the model itself goes with the backend)."""
+        self._kv.clear()
+        self._kv_bytes = 0
 
     def render(self, chat: Chat) -> str:
         return render(self.tokenizer, chat, generation_prompt=True)

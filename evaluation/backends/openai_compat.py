@@ -1,4 +1,4 @@
-"""Any OpenAI-compatible server (`vllm serve`, `eat`'s own evaluation.serve, hosted APIs).
+"""Any OpenAI-compatible server (`vllm serve`, hosted APIs; the tests run one on loopback).
 
 Requests run concurrently up to a limit; transient failures (connection errors, timeouts, 429, 5xx) are
 retried with exponential backoff; when a server stays unreachable the run stops with one clear line, and the
@@ -15,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from eat.errors import UserError
-from evaluation.backends import Chat
+from evaluation.backends.base import Chat
 
 log = logging.getLogger(__name__)
 RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}

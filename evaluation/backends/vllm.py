@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from eat.errors import UserError
-from evaluation.backends import Chat
+from evaluation.backends.base import Chat
 
 
 class VLLMBackend:
     name = "vllm"
+    chunk_size = 256  # chats per pipeline chunk; vLLM schedules within it
 
     def __init__(
         self, model: str, adapter: str | None = None, seed: int = 0, trust_remote_code: bool = False
@@ -46,3 +47,6 @@ class VLLMBackend:
             params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0)
         outputs = self.llm.chat(chats, params, lora_request=self.lora, use_tqdm=False)
         return [o.outputs[0].text.strip() for o in outputs]
+
+    def close(self) -> None:
+        """Nothing to release before the engine itself goes."""

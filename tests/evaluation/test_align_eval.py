@@ -19,7 +19,7 @@ from evaluation.align_eval import (
     load_items,
     score_answers,
 )
-from evaluation.backends.scripted import ScriptedBackend
+from tests.evaluation.helpers.scripted import ScriptedBackend
 
 PROMPTS = load_prompts()
 ECB_ZH = "欧洲中央银行（ECB），总部设在法兰克福。"

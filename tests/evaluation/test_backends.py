@@ -1,4 +1,5 @@
-"""The openai backend against a real HTTP server on loopback (evaluation.serve) serving the tiny model."""
+"""The openai backend against a real HTTP server on loopback (tests/evaluation/helpers/serve.py) serving the
+tiny model."""
 
 from __future__ import annotations
 
@@ -10,10 +11,10 @@ import pytest
 from eat.errors import UserError
 from evaluation.backends.hf import HFBackend
 from evaluation.backends.openai_compat import OpenAIBackend
-from evaluation.backends.scripted import ScriptedBackend
 from evaluation.config import EvalRecipe
 from evaluation.pipeline import run_eval
-from evaluation.serve import serving
+from tests.evaluation.helpers.scripted import ScriptedBackend
+from tests.evaluation.helpers.serve import serving
 
 SECRET = "sk-test-do-not-leak-1234567890"
 CHATS = [[{"role": "user", "content": "東京"}], [{"role": "user", "content": "Москва"}]]

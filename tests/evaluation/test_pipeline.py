@@ -9,10 +9,10 @@ import pytest
 
 from eat.errors import UserError
 from eat.prompts import load_prompts
-from evaluation.backends.scripted import ScriptedBackend
 from evaluation.config import EvalRecipe
 from evaluation.entities import Entity, Sentence
 from evaluation.pipeline import run_eval
+from tests.evaluation.helpers.scripted import ScriptedBackend
 
 PROMPTS = load_prompts()
 

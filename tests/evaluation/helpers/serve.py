@@ -1,10 +1,10 @@
-"""A tiny OpenAI-compatible chat server around a local transformers model, for tests and demos.
+"""A tiny OpenAI-compatible chat server around any chat backend, for the openai backend's tests.
 
 `POST /v1/chat/completions` and `GET /v1/models`, stdlib `http.server` in a background thread. Each request
-is one chat, answered by `HFBackend.generate` under a lock (no batching across requests: for real serving
+is one chat, answered by the backend's `generate` under a lock (no batching across requests: for real serving
 use `vllm serve`). `fail_first=N` answers the first N requests with HTTP 503, to exercise client retries.
 
-    python -m evaluation.serve --model PATH [--adapter DIR] [--port 8000]
+    python -m tests.evaluation.helpers.serve --model PATH [--adapter DIR] [--port 8000]
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A fake backend for tests and benches: answers come from a dict keyed by user messages (or a function).
+"""A fake backend for tests: answers come from a dict keyed by user messages (or a function).
 
 Lookup: the last user message first, then earlier ones (later turns of a chat often repeat a fixed
 instruction, so the turn that names the sentence identifies the chat). A list value answers turn by turn,
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from evaluation.backends import Chat
+from evaluation.backends.base import Chat
 
 
 class ScriptedBackend:
@@ -42,3 +42,6 @@ class ScriptedBackend:
         self.calls += 1
         self.chats.extend(chats)
         return [self.answer(chat) for chat in chats]
+
+    def close(self) -> None:
+        """Nothing to release."""
