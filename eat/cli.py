@@ -22,6 +22,7 @@ _state = {"debug": False}
         "score": ("evaluation.cli:score", "Score predictions against gold (entity- and token-level)."),
         "bench": ("evaluation.cli:bench", "Compare evaluation runs: tables, charts, error breakdown."),
         "demo": ("eat.demo:demo", "Run the whole pipeline offline on embedded data in minutes."),
+        "recipes": ("eat.cli:recipes", "List the shipped recipes, or copy one to edit."),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
 )
@@ -45,13 +46,39 @@ def cli(verbose: int, quiet: bool, debug: bool) -> None:
     setup_logging(-1 if quiet else verbose)
 
 
+@click.group()
+def recipes() -> None:
+    """The recipes that ship with eat-ner (`eat train NAME` runs one by name)."""
+
+
+@recipes.command("ls")
+def recipes_ls() -> None:
+    """List the shipped recipes: name, kind and purpose."""
+    from eat.recipes import shipped_recipes
+
+    rows = shipped_recipes()
+    width = max(len(r.name) for r in rows)
+    for r in rows:
+        click.echo(f"{r.name:<{width}}  {r.kind:<10}  {r.purpose}")
+
+
+@recipes.command("cp")
+@click.argument("name")
+@click.argument("dest", type=click.Path())
+def recipes_cp(name: str, dest: str) -> None:
+    """Copy the shipped recipe NAME to DEST (a file or a folder) to edit it."""
+    from eat.recipes import copy_recipe
+
+    click.echo(f"copied {name} to {copy_recipe(name, dest)}")
+
+
 def _one_line(exc: UserError) -> None:
     from rich.markup import escape
 
     from eat.console import console
 
     # escape: a message may hold [brackets] (pip extras, file names) that rich would read as markup
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True, emoji=False)
     sys.exit(UserError.exit_code)
 
 

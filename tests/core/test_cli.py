@@ -122,3 +122,15 @@ def test_full_disk_is_one_line_naming_the_file_and_leaves_no_half_output(tmp_pat
     assert lines[-1].startswith("error: ") and lines[-1].endswith("no space left on device (ENOSPC)")
     assert str(tmp_path / "pairs") in lines[-1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus_ja.json"]
+
+
+def test_error_lines_print_text_literally(capsys):
+    """A dataset split named in an error (`sft:train: ...`) must not turn into an emoji."""
+    import pytest
+
+    from eat.cli import _one_line
+    from eat.errors import UserError
+
+    with pytest.raises(SystemExit):
+        _one_line(UserError("every chat lost its answer", path="runs/sft:train"))
+    assert "runs/sft:train: every chat lost its answer" in capsys.readouterr().err
