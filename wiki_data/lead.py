@@ -92,6 +92,58 @@ def lead_wikitext(text: str) -> str:
     return text[:MAX_LEAD_CHARS]
 
 
+def _renders_text(name: str) -> bool:
+    """Whether the renderer outputs anything for a template of this (normalised) name; all others render ""
+    and only their name matters (the infobox type)."""
+    return (
+        name in KEEP_ARG
+        or name.startswith(_KEEP_PREFIX)
+        or name in ("spaces", "nbsp", "space", "sp", "convert", "cvt")
+        or name.startswith(_DATE_TEMPLATES)
+    )
+
+
+def _template_end(text: str, start: int) -> int | None:
+    """Index just past the `}}` that closes the `{{` at `start`; None when it never closes."""
+    depth, i = 0, start
+    while True:
+        opened, closed = text.find("{{", i), text.find("}}", i)
+        if closed < 0:
+            return None
+        if 0 <= opened < closed:
+            depth += 1
+            i = opened + 2
+        else:
+            depth -= 1
+            i = closed + 2
+            if depth == 0:
+                return i
+
+
+def shrink_templates(text: str) -> str:
+    """Drop the parameters of every top-level template whose output the renderer discards.
+
+    Infoboxes, citations and navboxes are most of a real lead's markup, and mwparserfromhell spends most of
+    its time building their parameters (the profile in bench/mine_bench.py --real). The renderer only reads
+    such a template's name, so `{{Infobox person|name=...|...}}` becomes `{{Infobox person}}` before
+    parsing: the rendered text and the infobox type are unchanged. Unbalanced braces leave the rest as is.
+    """
+    out, i = [], 0
+    while (j := text.find("{{", i)) >= 0:
+        end = _template_end(text, j)
+        if end is None:
+            break
+        out.append(text[i:j])
+        name = text[j + 2 : end - 2].split("|", 1)[0]
+        if "{" in name or "}" in name or _renders_text(normalize_template_name(name)):
+            out.append(text[j:end])
+        else:
+            out.append("{{" + name + "}}")
+        i = end
+    out.append(text[i:])
+    return "".join(out)
+
+
 def title_base(title: str) -> str:
     """`Mercury (planet)` -> `Mercury`; `Foo_bar` -> `Foo bar`."""
     title = title.replace("_", " ").strip()
@@ -305,7 +357,7 @@ def render_lead(
 ) -> tuple[list[str], str | None, str | None]:
     """Cleaned paragraphs of the lead, its first bold span and the type its infobox implies."""
     lead = lead_wikitext(wikitext)
-    lead = _variant(lead, lang, variant, wikitext=True)
+    lead = shrink_templates(_variant(lead, lang, variant, wikitext=True))
     renderer = _Renderer(lang, variant)
     text = renderer.render(mwparserfromhell.parse(lead, skip_style_tags=False))
     text = html.unescape(text)

@@ -32,6 +32,7 @@ from wiki_data.lead import (
     _Renderer,
     _variant,
     clean_text,
+    shrink_templates,
     split_sentences,
     title_base,
 )
@@ -195,7 +196,7 @@ def scan_page(
     number = 0
     for section, chunk in enumerate(chunks):
         renderer = _LinkRenderer(lang, variant, counts)
-        chunk = _variant(chunk, lang, variant, wikitext=True)
+        chunk = shrink_templates(_variant(chunk, lang, variant, wikitext=True))
         text = renderer.render(mwparserfromhell.parse(chunk, skip_style_tags=False))
         if not renderer.targets:
             continue

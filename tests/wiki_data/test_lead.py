@@ -132,3 +132,22 @@ def test_language_templates_keep_text_and_pronunciation_goes():
     )
     res = process_page("Foo", text, "en")
     assert res.sentence == "Foo (Fuh; Foo) is a 5 km river."
+
+
+def test_shrink_templates_keeps_what_the_renderer_reads():
+    from wiki_data.lead import process_page, render_lead, shrink_templates
+
+    text = (
+        "{{Infobox person|name=[[A]]|image={{x|y}}|birth_date={{birth date|1950|1|2}}}}"
+        "'''山田太郎'''（{{lang|en|Taro Yamada}}、{{生年月日と年齢|1950|1|2}} - ）は{{仮リンク|東京|en|Tokyo}}の人{{要出典|date=2020}}。{{unclosed"
+    )
+    shrunk = shrink_templates(text)
+    assert shrunk.startswith(
+        "{{Infobox person}}'''山田太郎'''（{{lang|en|Taro Yamada}}、{{生年月日と年齢|1950|1|2}}"
+    )
+    assert "{{要出典}}" in shrunk and shrunk.endswith("{{unclosed")  # unbalanced: the rest is left alone
+    assert render_lead(shrunk, "ja") == render_lead(text, "ja")
+    result = process_page("山田太郎", text, "ja")
+    assert (
+        result.sentence == "山田太郎（Taro Yamada、1950-1-2 -）は東京の人。" and result.infobox_type == "PER"
+    )
