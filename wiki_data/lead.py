@@ -8,6 +8,7 @@ pronunciation, maintenance tags) is dropped; brackets emptied by the removals ar
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from dataclasses import dataclass
@@ -92,6 +93,12 @@ def lead_wikitext(text: str) -> str:
     return text[:MAX_LEAD_CHARS]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _template_key(name: str) -> str:
+    """normalize_template_name, remembered: the same few hundred template names recur on every page."""
+    return normalize_template_name(name)
+
+
 def _renders_text(name: str) -> bool:
     """Whether the renderer outputs anything for a template of this (normalised) name; all others render ""
     and only their name matters (the infobox type)."""
@@ -135,7 +142,7 @@ def shrink_templates(text: str) -> str:
             break
         out.append(text[i:j])
         name = text[j + 2 : end - 2].split("|", 1)[0]
-        if "{" in name or "}" in name or _renders_text(normalize_template_name(name)):
+        if "{" in name or "}" in name or _renders_text(_template_key(name)):
             out.append(text[j:end])
         else:
             out.append("{{" + name + "}}")
@@ -204,7 +211,7 @@ class _Renderer:
         return title.lstrip(":").split("#", 1)[0]
 
     def _template(self, node: Template) -> str:
-        name = normalize_template_name(str(node.name))
+        name = _template_key(str(node.name))
         if self.infobox is None and self.depth == 0:
             self.infobox = infobox_type(self.lang, name, self.variant if self.lang == "zh" else None)
         positional = [p for p in node.params if not p.showkey]
