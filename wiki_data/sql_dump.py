@@ -9,6 +9,7 @@ not matter. A row that does not parse is skipped and counted, never fatal.
 
 from __future__ import annotations
 
+import bz2
 import gzip
 import re
 import zlib
@@ -105,8 +106,6 @@ def _open(path: Path):
     if magic[:2] == b"\x1f\x8b":
         return gzip.open(path, "rb")
     if magic == b"BZh":
-        import bz2
-
         return bz2.open(path, "rb")
     if path.suffix in (".gz", ".bz2"):
         raise UserError(f"not a {path.suffix[1:]} file (its first bytes say otherwise)", path=path)
@@ -244,13 +243,6 @@ class SqlDump:
                     )
                 index = [self.columns.index(c) for c in wanted]
             yield tuple(values[i] for i in index)
-
-
-def read_rows(path: str | Path, table: str, columns: Iterable[str]) -> tuple[list[tuple], SqlStats]:
-    """All rows of `table` in `path`, projected on `columns`, with read statistics."""
-    dump = SqlDump(path, table)
-    rows = list(dump.rows(columns))
-    return rows, dump.stats
 
 
 def _sql_literal(value: object) -> str:

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import re
-from functools import cache
+from functools import cache, partial
 from importlib import resources
+
+from wiki_data.normalize import to_variant
 
 TYPE_PRIORITY = ("PER", "ORG", "LOC", "MISC")
 
@@ -72,18 +74,8 @@ def infobox_type(lang: str, template_name: str, variant: str | None = None) -> s
     return None
 
 
-def is_infobox(lang: str, template_name: str, variant: str | None = None) -> bool:
-    name = normalize_template_name(template_name)
-    markers, exact, _ = _lang_rules(lang, variant)
-    return name in exact or any(name.startswith(m) or name.endswith(m) for m in markers)
-
-
 def _converter(variant: str | None):
     """Chinese variant conversion, or identity when no variant applies."""
     if not variant:
         return str
-    import functools
-
-    from wiki_data.normalize import to_variant
-
-    return functools.partial(to_variant, variant=variant)
+    return partial(to_variant, variant=variant)
