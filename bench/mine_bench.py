@@ -303,7 +303,7 @@ def baseline(folder: Path, limit: int, lang: str = LANG) -> tuple[int, float, in
 
     from wiki_data.discover import discover
     from wiki_data.lead import split_sentences
-    from wiki_data.mine import select_pages
+    from wiki_data.selection import select_pages
 
     t0 = time.perf_counter()
     files = discover(lang, folder)

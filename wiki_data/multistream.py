@@ -6,12 +6,12 @@ lets workers share one file by byte ranges and skip streams without a wanted pag
 from __future__ import annotations
 
 import bz2
-import html
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from eat.errors import UserError
+from eat.io import atomic_path
 from wiki_data.pages import BadStream, open_dump, page_id_of, page_title_of, split_pages
 
 MEDIAWIKI_CLOSE = b"</mediawiki>\n"
@@ -103,8 +103,6 @@ def write_multistream(
     header = header or b'<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.10/" version="0.10">\n'
     index_lines: list[bytes] = []
     n = 0
-    from eat.io import atomic_path
-
     with atomic_path(out_bz2) as tmp, open(tmp, "wb") as fh:
         fh.write(bz2.compress(header))
 
@@ -132,20 +130,3 @@ def write_multistream(
     with atomic_path(out_index) as tmp:
         tmp.write_bytes(bz2.compress(data) if out_index.name.endswith(".bz2") else data)
     return n
-
-
-def iter_multistream_pages(path: str | Path, index: str | Path) -> Iterator[bytes]:
-    """All raw pages of a multistream dump via its index (used by tools and tests)."""
-    for stream in read_index(index):
-        yield from stream_pages(Path(path), stream.offset, stream.length)
-
-
-def index_titles(index: str | Path) -> dict[int, str]:
-    """page_id -> title from an index (titles there are XML-unescaped text)."""
-    out = {}
-    with open_dump(Path(index)) as fh:
-        for line in fh:
-            parts = line.rstrip(b"\n").split(b":", 2)
-            if len(parts) == 3:
-                out[int(parts[1])] = html.unescape(parts[2].decode("utf-8", "replace"))
-    return out

@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import logging
+import html
 import re
-import signal
-import threading
-import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +18,6 @@ from pathlib import Path
 from lxml import etree
 
 from eat.errors import UserError
-
-log = logging.getLogger(__name__)
 
 PAGE_OPEN = b"<page>"
 PAGE_CLOSE = b"</page>"
@@ -61,8 +55,6 @@ def page_id_of(raw: bytes) -> int | None:
 
 
 def page_title_of(raw: bytes) -> str:
-    import html
-
     m = _TITLE.search(raw)
     return html.unescape(m.group(1).decode("utf-8", "replace")) if m else ""
 
@@ -174,141 +166,3 @@ def dump_header(path: str | Path) -> bytes:
     head = head if cut < 0 else head[:cut]
     # Back up to the start of the line that holds <page> so the header keeps its indentation.
     return head[: head.rfind(b"\n") + 1] if b"\n" in head else head
-
-
-# ------------------------------------------------------------------------------ work done in worker processes
-# Kept here, away from pydantic/pyarrow, so that spawned workers start in a fraction of a second.
-
-_worker_cfg: dict = {}
-
-
-class PageTimeout(BaseException):
-    """Raised by SIGALRM inside a page's parse; a BaseException (like KeyboardInterrupt) so that no
-    `except Exception` in parsing code on the way can catch it."""
-
-
-def _on_alarm(signum, frame):
-    raise PageTimeout
-
-
-def init_worker(lang: str, variant: str | None, timeout: float, mention_sections: int | None = None) -> None:
-    """Per-process settings; `mention_sections` (None: off) also scans link anchors (wiki_data.mentions)."""
-    _worker_cfg.update(lang=lang, variant=variant, timeout=timeout, mention_sections=mention_sections)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGALRM, _on_alarm)
-        _worker_cfg["alarm"] = True
-
-
-def _timed(fn, *args):
-    """fn(*args) under the page time limit; raises PageTimeout past it."""
-    timeout, alarm = _worker_cfg["timeout"], _worker_cfg.get("alarm", False)
-    start = time.monotonic()
-    try:
-        if alarm:
-            # The alarm repeats every 50 ms: an exception raised while Python runs a __del__ (e.g. during
-            # garbage collection) is swallowed, so one alarm alone could be lost.
-            signal.setitimer(signal.ITIMER_REAL, timeout, 0.05)
-        try:
-            result = fn(*args)
-        finally:
-            if alarm:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        if alarm and time.monotonic() - start > timeout:
-            raise PageTimeout  # every alarm was swallowed; the page still ran over its limit
-        return result
-    except PageTimeout:
-        if alarm:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        raise
-
-
-def _mentions_of(page: Page, counts: Counter) -> list[tuple]:
-    """The page's link anchors as (page_id, section, sentence_no, sentence, start, end, surface, target)."""
-    from wiki_data.mentions import scan_page
-
-    sections = _worker_cfg.get("mention_sections")
-    if sections is None:
-        return []
-    counts["mention_pages_scanned"] += 1
-    try:
-        sentences, scan_counts = _timed(
-            scan_page, page.text, _worker_cfg["lang"], _worker_cfg["variant"], sections
-        )
-    except PageTimeout:
-        counts["mention_timeout"] += 1
-        return []
-    except RecursionError:
-        counts["mention_parse_error"] += 1
-        return []
-    except Exception as exc:  # a parser bug on one page must not end a day-long run
-        log.debug("page %s (mentions): %s", page.page_id, exc)
-        counts["mention_parse_error"] += 1
-        return []
-    counts.update(scan_counts)
-    return [
-        (page.page_id, s.section, s.sentence_no, s.sentence, a.start, a.end, a.surface, a.target)
-        for s in sentences
-        for a in s.anchors
-    ]
-
-
-def process_raw_pages(
-    raws: list[bytes], wanted: frozenset[int] | None
-) -> tuple[list[tuple], list[tuple], Counter]:
-    """Lead rows, mention rows (when on) and counts for the wanted pages among `raws`."""
-    from wiki_data.lead import NoSentence, process_page
-
-    lang, variant = _worker_cfg["lang"], _worker_cfg["variant"]
-    rows, mentions, counts = [], [], Counter()
-    found = set()
-    for raw in raws:
-        if wanted is not None:
-            pid = page_id_of(raw)
-            if pid not in wanted:
-                continue
-        try:
-            page = parse_page(raw)
-        except BadPage:
-            counts["bad_xml"] += 1
-            if wanted is not None:
-                found.add(pid)
-            continue
-        found.add(page.page_id)
-        mentions.extend(_mentions_of(page, counts))
-        try:
-            res = _timed(process_page, page.title, page.text, lang, variant)
-        except PageTimeout:
-            counts["timeout"] += 1
-            continue
-        except NoSentence:
-            counts["no_sentence"] += 1
-            continue
-        except RecursionError:
-            counts["parse_error"] += 1
-            continue
-        except Exception as exc:  # a parser bug on one page must not end a day-long run
-            log.debug("page %s: %s", page.page_id, exc)
-            counts["parse_error"] += 1
-            continue
-        rows.append((page.page_id, res.surface, res.sentence, res.infobox_type))
-    if wanted is not None:
-        counts["missing_from_dump"] += len(wanted - found)
-    return rows, mentions, counts
-
-
-def work(task: tuple) -> tuple[list[tuple], list[tuple], Counter, int]:
-    """One unit of work in a worker: a multistream stream or a batch of raw pages from a plain dump."""
-    kind = task[0]
-    if kind == "stream":
-        from wiki_data.multistream import BadStream, stream_pages
-
-        _, path, offset, length, wanted, skip_bad = task
-        try:
-            raws = stream_pages(Path(path), offset, length)
-        except BadStream as exc:
-            if not skip_bad:
-                raise UserError(f"{exc}; re-run with --skip-bad-streams to skip it", path=path) from None
-            return [], [], Counter(bad_stream=len(wanted)), len(wanted)
-        return (*process_raw_pages(raws, wanted), len(wanted))
-    _, raws = task
-    return (*process_raw_pages(raws, None), len(raws))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from collections import Counter
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from wiki_data.mentions import MAX_LINKS_PER_PAGE, link_title, position_bucket, scan_page, surface_match
-from wiki_data.mine import MineConfig, merge, mine
+from wiki_data.mine import MineConfig, mine
 from wiki_data.pages import iter_raw_pages, parse_page
 from wiki_data.schema import read_mentions, read_pairs
+from wiki_data.shards import merge
 from wiki_data.sql_dump import SqlDump, format_table_dump
 
 FIXTURES = Path(__file__).parent / "fixtures" / "jawiki"
@@ -121,7 +123,7 @@ def test_real_sample_targets_resolved_and_dropped_by_their_role(mined):
     # The synthetic redirects land on REDIRECT_HOME; the sample's own redirect table adds a few more.
     assert sum(r["target_title"] == REDIRECT_HOME for r in redirected) > len(redirected) / 2
     assert all(r["match"] in ("alias", "differs") for r in redirected)
-    stats = __import__("json").loads((mined / "stats.json").read_text("utf-8"))["mentions"]
+    stats = json.loads((mined / "stats.json").read_text("utf-8"))["mentions"]
     assert stats["mentions"] == len(rows)
     assert stats["dropped"]["red_link"] > 0 and stats["dropped"]["target_no_en_link"] > 0
     assert sum(stats["position"].values()) == len(rows) and sum(stats["match"].values()) == len(rows)

@@ -12,10 +12,11 @@ import pyarrow.parquet as pq
 import pytest
 
 from eat.errors import UserError
-from wiki_data.mine import MineConfig, merge, mine
+from wiki_data.mine import MineConfig, mine
 from wiki_data.multistream import read_index, write_multistream
 from wiki_data.pages import dump_header, iter_raw_pages
 from wiki_data.schema import read_pairs, shard_paths
+from wiki_data.shards import merge
 from wiki_data.sql_dump import format_table_dump
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -157,8 +158,6 @@ def test_pages_file_that_is_not_a_dump_is_refused(ja_plain, tmp_path):
 
 
 def test_crash_mid_shard_leaves_no_shard_and_resume_completes(reference, ja_multi, tmp_path, monkeypatch):
-    import wiki_data.mine as mine_mod
-
     out = tmp_path / "out"
     real_write = pq.write_table
     calls = {"n": 0}
@@ -170,7 +169,7 @@ def test_crash_mid_shard_leaves_no_shard_and_resume_completes(reference, ja_mult
             raise KeyboardInterrupt
         return real_write(table, where, **kw)
 
-    monkeypatch.setattr(mine_mod.pq if hasattr(mine_mod, "pq") else pq, "write_table", dying_write)
+    monkeypatch.setattr(pq, "write_table", dying_write)  # what wiki_data.shards.write_shard writes with
     with pytest.raises(KeyboardInterrupt):
         run(ja_multi, out)
     monkeypatch.undo()
@@ -378,7 +377,7 @@ def test_page_timeout_survives_an_alarm_swallowed_in_a_destructor(monkeypatch):
     import time as _time
 
     import wiki_data.lead
-    from wiki_data.pages import init_worker, process_raw_pages
+    from wiki_data.worker import init_worker, process_raw_pages
 
     class SlowToDelete:
         def __del__(self):
@@ -399,10 +398,10 @@ def test_page_timeout_survives_an_alarm_swallowed_in_a_destructor(monkeypatch):
 
 def test_a_worker_that_dies_ends_the_run_with_one_line(tmp_path, monkeypatch):
     """A worker killed mid-run (OOM killer, kill -9) must not leave the job waiting forever."""
-    import wiki_data.mine as mining
+    import wiki_data.pool as pool
 
-    runner = mining._Runner(MineConfig(lang="ja", out=tmp_path / "o", workers=2))
-    monkeypatch.setattr(mining, "work", os._exit)  # the task (1) becomes the worker's exit status
+    runner = pool.Runner(2, pool.WorkerSettings(lang="ja", variant=None, page_timeout=10.0))
+    monkeypatch.setattr(pool, "work", os._exit)  # the task (1) becomes the worker's exit status
     try:
         with pytest.raises(UserError, match=r"worker process died.*--resume"):
             list(runner.run(iter([("shard 0", 1)])))
