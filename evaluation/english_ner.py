@@ -23,12 +23,22 @@ import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple, Protocol
 
 from eat.errors import UserError
+from training.ner_format import parse_entities as parse_tagger_format
 
-if TYPE_CHECKING:
-    from evaluation.pipeline import Tagger
+
+class Tagger(Protocol):
+    """Stage 2 outside the chat backend: raw answers (cached as text) and their parser."""
+
+    name: str  # names the model and its version: another tagger never reuses cached answers
+    path: str | None  # its folder, whose weights are part of the cache key
+
+    def tag(self, texts: list[str]) -> list[str]: ...
+
+    def parse(self, raw: str) -> list[tuple[str, str]]: ...
+
 
 # Tagger label -> test-set type. Only PER/LOC/ORG by default: WikiANN (and most of our test sets) has no
 # MISC, and entity-level scoring counts a predicted type the gold never has as a false positive, so MISC,
@@ -224,20 +234,6 @@ def _from_json(data, table: Mapping[str, str | None]) -> list[tuple[str, str]]:
     return out
 
 
-def format_entities(entities: list[tuple[str, str]]) -> str:
-    return "\n".join(f"({t}, {n})" for t, n in entities)
-
-
-def _raw_parser():
-    """The training helper's tagger format if it exists (same format on both sides), else ours; both give
-    labels as written, mapped once by the caller."""
-    try:
-        from training.ner_format import parse_entities as training_parse
-    except ImportError:
-        return lambda text: _raw_items(text, DEFAULT_LABEL_MAP)
-    return training_parse
-
-
 def _tagger_prefix(path: str) -> str:
     """The task prefix a seq2seq tagger was trained with (training's `source_prefix`, default "ner: ")."""
     meta = Path(path) / "eat_ner_tagger.json"
@@ -332,7 +328,8 @@ class HFTagger:
     def parse(self, raw: str) -> list[tuple[str, str]]:
         if self.kind == "token-classification":
             return _from_json(json.loads(raw), self.table)
-        return _map_items(_raw_parser()(raw), self.table)
+        # The format our tagger recipe trains on (labels as written), mapped once here.
+        return _map_items(parse_tagger_format(raw), self.table)
 
 
 # ------------------------------------------------------------------------------------------------ spaCy
