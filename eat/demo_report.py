@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 from eat.io import atomic_open, atomic_path
+from evaluation.records import PredictionRow, Trace, read_predictions
 
 
 def _read_json(path: Path) -> dict:
@@ -35,38 +36,41 @@ def type_counts(pairs_dir: Path) -> dict:
     return counts
 
 
-def stage_counts(predictions: list[dict]) -> dict[str, int]:
+def _predictions(run: Path) -> list[PredictionRow]:
+    path = run / "predictions.jsonl"
+    return read_predictions(path) if path.is_file() else []
+
+
+def stage_counts(predictions: list[PredictionRow]) -> dict[str, int]:
     """How many items survive each stage of the pipeline, from the per-sentence traces."""
     counts = dict.fromkeys(
         ("sentences", "translated", "english entities", "aligned", "snapped", "gold entities", "correct"), 0
     )
     counts["sentences"] = len(predictions)
     for row in predictions:
-        trace = row.get("trace") or {}
-        counts["translated"] += bool((trace.get("translation") or "").strip())
-        counts["english entities"] += len(trace.get("english_entities") or [])
-        alignments = trace.get("alignments") or []
-        counts["aligned"] += sum(1 for a in alignments if (a.get("answer") or "").strip())
-        counts["snapped"] += sum(1 for a in alignments if a.get("snapped"))
-        gold = {(g["start"], g["end"], g["type"]) for g in row.get("gold", [])}
-        pred = {(p["start"], p["end"], p["type"]) for p in row.get("pred", [])}
+        trace = row.trace or Trace()
+        counts["translated"] += bool((trace.translation or "").strip())
+        counts["english entities"] += len(trace.english_entities or [])
+        counts["aligned"] += sum(1 for a in trace.alignments if a.answer.strip())
+        counts["snapped"] += sum(1 for a in trace.alignments if a.snapped is not None)
+        gold = {(g.start, g.end, g.type) for g in row.gold}
+        pred = {(p.start, p.end, p.type) for p in row.pred}
         counts["gold entities"] += len(gold)
         counts["correct"] += len(gold & pred)
     return counts
 
 
-def failure_reasons(predictions: list[dict]) -> dict[str, int]:
+def failure_reasons(predictions: list[PredictionRow]) -> dict[str, int]:
     """Why sentences or alignments produced nothing ("stage N: reason" -> count), from the traces."""
     reasons: dict[str, int] = {}
     for row in predictions:
-        trace = row.get("trace") or {}
-        failure = trace.get("failure")
-        if failure:
-            key = f"stage {failure.get('stage')}: {failure.get('reason')}"
+        trace = row.trace or Trace()
+        if trace.failure is not None:
+            key = f"stage {trace.failure.stage}: {trace.failure.reason}"
             reasons[key] = reasons.get(key, 0) + 1
-        for alignment in trace.get("alignments") or []:
-            if not alignment.get("snapped"):
-                key = f"stage 4: {alignment.get('reason') or 'not snapped'}"
+        for alignment in trace.alignments:
+            if alignment.snapped is None:
+                key = f"stage 4: {alignment.reason or 'not snapped'}"
                 reasons[key] = reasons.get(key, 0) + 1
     return dict(sorted(reasons.items(), key=lambda kv: -kv[1]))
 
@@ -222,7 +226,7 @@ def write_demo_report(
             f"| {name} | {ent.get('precision', 0):.3f} | {ent.get('recall', 0):.3f} | {ent.get('f1', 0):.3f} "
             f"| {tok.get('f1', float('nan')):.3f} |"
         )
-        predictions = _jsonl(run / "predictions.jsonl")
+        predictions = _predictions(run)
         stages[name] = stage_counts(predictions)
         failures[name] = failure_reasons(predictions)
     names = list(next(iter(stages.values()), {}).keys())

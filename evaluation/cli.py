@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-from eat.config import model_options
+from eat.config import model_from_options, model_options
+from eat.console import console
 from eat.errors import UserError
+from evaluation.bench import BenchOptions
+from evaluation.bench import bench as run_bench
 from evaluation.config import EvalRecipe
 from evaluation.formats import parse_label_map
-from evaluation.score_cli import bench, score
-
-__all__ = ["bench", "eval_command", "score"]
+from evaluation.report import render_score_table
+from evaluation.score import ScoreOptions, run_score
 
 
 @click.command("eval")
@@ -47,8 +51,8 @@ def eval_command(
     Flags given with a recipe override its keys. RUN gets predictions.jsonl (with a trace per sentence),
     metrics.json, report.md and per-stage caches: re-running the same command resumes.
     """
-    from eat.config import apply_overrides, model_from_options, read_yaml, validate
-    from evaluation.pipeline import run_eval
+    from eat.config import apply_overrides, read_yaml, validate
+    from evaluation.run import run_eval  # the pipeline and its stages load only for `eat eval`
 
     if recipe is not None and "=" in recipe and not recipe.endswith((".yaml", ".yml")):
         overrides, recipe = (recipe, *overrides), None
@@ -91,3 +95,37 @@ def _ner_label_map(items: tuple[str, ...]) -> dict[str, str]:
         return parse_label_map(items)
     except UserError as exc:
         raise UserError(str(exc).replace("--label-map", "--ner-label-map", 1)) from None
+
+
+@click.command()
+@model_options(ScoreOptions)
+def score(**kwargs) -> None:
+    """Score predictions against gold: entity-level P/R/F1 (seqeval-identical, micro and per type) and the
+    authors' token-level metric.
+
+    \b
+    eat score --gold dev-zh.tsv --pred pred-zh.tsv --lang zh
+    eat score --pred RUN/predictions.jsonl --mode strict --out RUN/metrics-strict.json
+    """
+    cfg = model_from_options(ScoreOptions, kwargs)
+    metrics = run_score(cfg)
+    console.print(render_score_table(metrics, cfg.mode))
+    if cfg.out:
+        console.print(f"metrics written to {cfg.out}")
+
+
+@click.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@model_options(BenchOptions)
+def bench(runs: tuple[Path, ...], **kwargs) -> None:
+    """Compare evaluation RUN folders (checkpoints x datasets x languages): tables, an F1 bar chart and
+    a breakdown of why gold entities were lost.
+
+    \b
+    eat bench runs/base-zh runs/lora-zh runs/lora-ja --out bench-out
+    """
+    cfg = model_from_options(BenchOptions, kwargs)
+    result = run_bench(list(runs), cfg.out)
+    console.print(
+        f"{len(result.runs)} runs compared; wrote summary.md, summary.csv, f1.png, errors.md, errors.png to {cfg.out}"
+    )

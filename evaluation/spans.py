@@ -18,6 +18,9 @@ noun. The matchers below go from strict to tolerant and stop at the first that f
 
 Repeated mentions: spans already taken by other entities of the sentence are avoided when another
 occurrence exists, so two English entities aligned to the same string land on two different occurrences.
+
+`place` does stage 4 for a whole sentence: it snaps every answer (longer ones first), widens each span to
+the test file's token boundaries, and drops a span that overlaps one placed before it.
 """
 
 from __future__ import annotations
@@ -25,9 +28,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
+from evaluation.entities import Entity, Sentence
+from evaluation.records import Alignment, Span
 from wiki_data.normalize import normalize_with_offsets
 
 KO_PARTICLES = [
@@ -176,9 +181,6 @@ class Snap:
     @property
     def ok(self) -> bool:
         return self.start is not None
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 _PAIRS = dict(zip("「『《〈【(（[［<«", "」』》〉】)）]］>»", strict=True))
@@ -422,3 +424,55 @@ def snap(
     else:
         reason = "; ".join(failures) or "no match"
     return Snap(candidate, "none", reason=reason)
+
+
+def align_to_tokens(start: int, end: int, token_spans: list[tuple[int, int]] | None) -> tuple[int, int]:
+    """Widen a span to the test file's token boundaries (a Korean word keeps its particle, as in the gold)."""
+    if not token_spans:
+        return start, end
+    covered = [(s, e) for s, e in token_spans if s < end and start < e]
+    if not covered:
+        return start, end
+    return min(start, covered[0][0]), max(end, covered[-1][1])
+
+
+def place(
+    sentence: Sentence,
+    wanted: list[tuple[str, str, str | None]],
+    lexicon: dict[str, list[str]] | None,
+) -> tuple[list[Entity], list[Alignment]]:
+    """Stage 4 for one sentence. wanted: (type, answer, english or None) per entity; one alignment each, in
+    that order, and the entities kept.
+
+    Longer answers are placed first so that, e.g., "Peking University" takes 北京大学 before "Beijing"
+    looks for a free 北京.
+    """
+    order = sorted(range(len(wanted)), key=lambda i: -len(clean_answer(wanted[i][1])))
+    taken: list[tuple[int, int]] = []
+    alignments: dict[int, Alignment] = {}
+    entities: list[Entity] = []
+    for i in order:
+        etype, answer, english = wanted[i]
+        hints = (lexicon or {}).get(english.casefold(), []) if english else []
+        s = snap(answer, sentence.text, sentence.lang, taken=taken, english=english, lexicon=hints)
+        a = Alignment(
+            english=english,
+            type=etype,
+            answer=answer,
+            method=s.method,
+            candidate=s.candidate,
+            score=round(s.score, 4),
+            reason=s.reason,
+        )
+        if s.ok:
+            start, end = align_to_tokens(s.start, s.end, sentence.token_spans)
+            a.snapped = Span(start=start, end=end, text=sentence.text[start:end])
+            a.token_aligned = (start, end) != (s.start, s.end)
+            if _overlaps(start, end, taken):
+                a.reason = "overlaps an entity placed earlier; dropped"
+                a.dropped = True
+            else:
+                taken.append((start, end))
+                entities.append(Entity(start, end, etype, sentence.text[start:end]))
+        alignments[i] = a
+    return sorted(entities), [alignments[i] for i in range(len(wanted))]

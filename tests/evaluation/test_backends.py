@@ -12,7 +12,7 @@ from eat.errors import UserError
 from evaluation.backends.hf import HFBackend
 from evaluation.backends.openai_compat import OpenAIBackend
 from evaluation.config import EvalRecipe
-from evaluation.pipeline import run_eval
+from evaluation.run import run_eval
 from tests.evaluation.helpers.scripted import ScriptedBackend
 from tests.evaluation.helpers.serve import serving
 

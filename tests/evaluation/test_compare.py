@@ -10,11 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from eat.errors import UserError
-from evaluation.compare import bench, classify_sentence, error_breakdown, read_predictions
+from evaluation.bench import bench
+from evaluation.cli import bench as bench_cmd
+from evaluation.cli import score as score_cmd
+from evaluation.compare import classify_sentence, error_breakdown
 from evaluation.entities import Entity
-from evaluation.score_cli import ScoreOptions, run_score
-from evaluation.score_cli import bench as bench_cmd
-from evaluation.score_cli import score as score_cmd
+from evaluation.records import PredictionRow, Trace, read_predictions
+from evaluation.score import ScoreOptions, run_score
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -26,11 +28,13 @@ def E(s, e, t, text=""):
 def test_error_rules_one_cause_per_missed_entity():
     gold = [E(0, 2, "PER", "张三"), E(3, 5, "LOC", "北京"), E(6, 8, "ORG", "腾讯"), E(9, 11, "PER", "李四")]
     pred = [E(0, 2, "LOC"), E(3, 4, "LOC"), E(20, 22, "ORG")]
-    trace = {
-        "translation": "Zhang San in Beijing ...",
-        "english_entities": [{"type": "ORG", "text": "Tencent"}],
-        "alignments": [{"english": "Tencent", "answer": "腾讯", "snapped": None}],
-    }
+    trace = Trace.model_validate(
+        {
+            "translation": "Zhang San in Beijing ...",
+            "english_entities": [{"type": "ORG", "text": "Tencent"}],
+            "alignments": [{"english": "Tencent", "answer": "腾讯", "snapped": None}],
+        }
+    )
     causes, spurious = classify_sentence(gold, pred, trace)
     assert causes == {
         "wrong type": 1,
@@ -43,7 +47,8 @@ def test_error_rules_one_cause_per_missed_entity():
     causes, _ = classify_sentence(gold[2:], [], trace)
     assert causes == {"alignment failed": 1, "not tagged in English": 1}
     # empty translation: everything not overlapped is untranslated
-    causes, _ = classify_sentence(gold, [E(0, 2, "PER")], {"translation": "", "failure": {"stage": 1}})
+    untranslated = Trace.model_validate({"translation": "", "failure": {"stage": 1}})
+    causes, _ = classify_sentence(gold, [E(0, 2, "PER")], untranslated)
     assert causes == {"untranslated": 3}
     # no trace at all (score-only run): plain misses
     causes, _ = classify_sentence(gold, [E(0, 2, "PER")], None)
@@ -116,14 +121,14 @@ def test_bench_writes_tables_charts_and_breakdown(tmp_path):
     md = (out / "summary.md").read_text(encoding="utf-8")
     assert "| Qwen2.5-7B | dev-zh.tsv | zh | 40.00 |" in md
     assert "authors' token-level metric, not entity-level" in md
-    errs = {r["path"].name: r["errors"] for r in result["runs"]}
-    assert errs["base"]["causes"]["untranslated"] == 1
-    assert errs["base"]["causes"]["not tagged in English"] == 1
-    assert errs["lora"]["causes"]["wrong type"] == 1 and errs["lora"]["causes"]["snapped to wrong span"] == 1
-    assert errs["lora"]["correct"] == 1 and errs["base"]["correct"] == 1
+    errs = {r.path.name: r.errors for r in result.runs}
+    assert errs["base"].causes["untranslated"] == 1
+    assert errs["base"].causes["not tagged in English"] == 1
+    assert errs["lora"].causes["wrong type"] == 1 and errs["lora"].causes["snapped to wrong span"] == 1
+    assert errs["lora"].correct == 1 and errs["base"].correct == 1
     emd = (out / "errors.md").read_text(encoding="utf-8")
     assert "| base | Qwen2.5-7B | dev-zh.tsv | zh | 3 | 1 | 1 | 1 | 0 | 0 | 0 | 0 | 0 |" in emd
-    assert len(bench([a, b, a], tmp_path / "again")["rows"]) == 2  # a run named twice counts once
+    assert len(bench([a, b, a], tmp_path / "again").rows) == 2  # a run named twice counts once
 
 
 def test_bench_cli_and_bad_runs(tmp_path):
@@ -145,18 +150,18 @@ def test_runs_of_the_same_checkpoint_are_told_apart(tmp_path):
     (tmp_path / "y").mkdir()
     a = _make_run(tmp_path / "x", "run", "m", None, "ko", [], 0.5)
     b = _make_run(tmp_path / "y", "run", "m", None, "ko", [], 0.25)
-    rows = bench([a, b], tmp_path / "o")["rows"]
+    rows = bench([a, b], tmp_path / "o").rows
     assert [r["checkpoint"] for r in rows] == ["m (x/run)", "m (y/run)"]
     assert "| x/run | m | dev-ko.tsv | ko |" in (tmp_path / "o" / "errors.md").read_text(encoding="utf-8")
 
 
 def test_error_breakdown_totals():
     rows = [
-        {"gold": [E(0, 1, "PER")], "pred": [E(0, 1, "PER"), E(5, 6, "LOC")], "trace": None},
-        {"gold": [E(0, 1, "PER"), E(2, 3, "ORG")], "pred": [], "trace": None},
+        PredictionRow(text="ab", gold=[E(0, 1, "PER")], pred=[E(0, 1, "PER"), E(5, 6, "LOC")]),
+        PredictionRow(text="abc", gold=[E(0, 1, "PER"), E(2, 3, "ORG")]),
     ]
     e = error_breakdown(rows)
-    assert e["gold"] == 3 and e["correct"] == 1 and e["spurious"] == 1 and e["causes"]["missed"] == 2
+    assert e.gold == 3 and e.correct == 1 and e.spurious == 1 and e.causes["missed"] == 2
 
 
 def test_score_tag_file_against_gold(tmp_path):

@@ -96,7 +96,7 @@ def test_cli_ner_label_map_flag(tmp_path, monkeypatch, capsys):
         e = {"precision": 0.0, "recall": 0.0, "f1": 0.0}
         return {"entity": e, "counts": {"sentences": 0}, "sentences_per_s": 0}
 
-    monkeypatch.setattr("evaluation.pipeline.run_eval", fake_run_eval)
+    monkeypatch.setattr("evaluation.run.run_eval", fake_run_eval)
     base = ["eval", "--model", "m", "--data", "d.tsv", "--lang", "zh", "--out", str(tmp_path / "run")]
     main([*base, "--ner-label-map", "NORP=MISC,FAC=", "--ner-label-map", "WORK_OF_ART=MISC"])
     assert seen[-1].ner_label_map == {"NORP": "MISC", "FAC": "", "WORK_OF_ART": "MISC"}
@@ -224,7 +224,7 @@ def ruler_pipeline(tmp_path_factory) -> Path:
 
 
 def test_spacy_tagger_runs_only_ner_components_in_batches(ruler_pipeline, monkeypatch):
-    from evaluation.pipeline import weights_fingerprint
+    from evaluation.chat_cache import weights_fingerprint
 
     tagger = load_tagger(
         f"spacy:{ruler_pipeline}", batch_size=2, device=None, trust_remote_code=False, label_map={}
@@ -368,7 +368,7 @@ def test_spacy_not_installed(monkeypatch, tmp_path, ruler_pipeline, capsys):
     def fake_run_eval(cfg):
         check_tagger_spec(cfg.ner_model)
 
-    monkeypatch.setattr("evaluation.pipeline.run_eval", fake_run_eval)
+    monkeypatch.setattr("evaluation.run.run_eval", fake_run_eval)
     argv = ["eval", "--model", "m", "--data", "d.tsv", "--lang", "zh", "--out", str(tmp_path / "run")]
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--ner-model", "spacy:en_core_web_sm"])

@@ -8,9 +8,10 @@ import shutil
 import pytest
 
 from eat.errors import UserError
+from evaluation.chat_cache import weights_fingerprint
 from evaluation.config import EvalRecipe
 from evaluation.formats import load_dataset_file, parse_label_map
-from evaluation.pipeline import check_model_inputs, weights_fingerprint
+from evaluation.run import check_model_inputs
 
 
 def _cfg(tmp_path, **kw) -> EvalRecipe:
@@ -98,7 +99,7 @@ def test_devices_that_do_not_exist_here():
 
 
 def test_unknown_language_code_is_refused(tmp_path):
-    from evaluation.pipeline import load_sentences
+    from evaluation.run import load_sentences
 
     with pytest.raises(UserError, match=r"unknown --lang 'jp'; known codes: .*\bja\b"):
         load_sentences(_cfg(tmp_path, lang="jp"))

@@ -11,7 +11,7 @@ from eat.errors import UserError
 from eat.prompts import load_prompts
 from evaluation.config import EvalRecipe
 from evaluation.entities import Entity, Sentence
-from evaluation.pipeline import run_eval
+from evaluation.run import run_eval
 from tests.evaluation.helpers.scripted import ScriptedBackend
 
 PROMPTS = load_prompts()

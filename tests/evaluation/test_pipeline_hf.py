@@ -7,7 +7,7 @@ import json
 
 from evaluation.backends.hf import HFBackend
 from evaluation.config import EvalRecipe
-from evaluation.pipeline import run_eval
+from evaluation.run import run_eval
 
 # Our own sentences, one character per line (zh), IOB2.
 BIO = """李\tB-PER

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from evaluation.entities import Sentence
-from evaluation.pipeline import _place, align_to_tokens
-from evaluation.spans import clean_answer, snap, words_match
+from evaluation.spans import align_to_tokens, clean_answer, place, snap, words_match
 
 
 def _text(s):
@@ -114,16 +113,17 @@ def test_place_longer_first_and_repeats():
         ("ORG", "北京大学", "Peking University"),
         ("LOC", "北京", "Beijing"),
     ]
-    entities, decisions = _place(sent, wanted, None)
+    entities, alignments = place(sent, wanted, None)
     assert [(e.start, e.end, e.type) for e in entities] == [(0, 4, "ORG"), (6, 8, "LOC"), (9, 11, "LOC")]
-    assert all(d["snapped"] for d in decisions)
+    assert all(a.snapped and not a.failed for a in alignments)
+    assert [a.english for a in alignments] == ["Beijing", "Peking University", "Beijing"]  # in wanted order
 
 
 def test_place_drops_overlaps_with_reason():
     sent = Sentence(id="1", text="北京大学", lang="zh")
-    entities, decisions = _place(sent, [("ORG", "北京大学", "PKU"), ("LOC", "北京", "Beijing")], None)
+    entities, alignments = place(sent, [("ORG", "北京大学", "PKU"), ("LOC", "北京", "Beijing")], None)
     assert len(entities) == 1
-    assert decisions[1]["dropped"] and "overlaps" in decisions[1]["reason"]
+    assert alignments[1].dropped and alignments[1].failed and "overlaps" in alignments[1].reason
 
 
 def test_align_to_tokens_keeps_korean_particle():

@@ -72,7 +72,7 @@ def test_lora_steps_lower_the_loss_and_the_adapter_loads_in_eval(
     from eat.config import apply_overrides, read_yaml, validate
     from evaluation.backends.hf import HFBackend
     from evaluation.config import EvalRecipe
-    from evaluation.pipeline import load_sentences, run_eval
+    from evaluation.run import load_sentences, run_eval
     from training.config import SFTRecipe
     from training.sft import run_sft
 
@@ -122,7 +122,7 @@ def test_lora_steps_lower_the_loss_and_the_adapter_loads_in_eval(
 def test_eat_mode_with_spacy_on_wikiann(qwen, qwen_backend, spacy_en, shared_data, tmp_path):
     from evaluation.config import EvalRecipe
     from evaluation.formats import load_dataset_file
-    from evaluation.pipeline import run_eval
+    from evaluation.run import run_eval
 
     data = shared_data / "wikiann-dev" / "dev-zh.tsv"
     sentences = [s for s in load_dataset_file(str(data), "auto", "zh", {}) if len(s.text) > 15][:2]

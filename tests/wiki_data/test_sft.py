@@ -311,6 +311,7 @@ class _Recorder:
     """A chat backend that answers each align turn with the pair's surface and records what it was sent."""
 
     name = "recorder"
+    chunk_size = 256
 
     def __init__(self, surface_of: dict[str, str]) -> None:
         self.surface_of = surface_of
