@@ -248,3 +248,36 @@ def test_lexicon_from_mined_pairs_rescues_a_bad_answer(tmp_path):
     bad = _cfg(tmp_path, lexicon=str(tmp_path / "nope"))
     with pytest.raises(UserError, match="nope"):
         run_eval(bad, backend=ScriptedBackend(answers), sentences=_sentences(CASES[1:2]))
+
+
+class _Tagger:
+    """A stage-2 tagger that answers from the cases' English NER answers and records its batches."""
+
+    name = "scripted-tagger"
+    path = None
+
+    def __init__(self, cases=CASES):
+        self.answers = {translation: ner for *_, translation, ner, _ in cases}
+        self.batches: list[list[str]] = []
+
+    def tag(self, texts):
+        self.batches.append(list(texts))
+        return [self.answers[t] for t in texts]
+
+    def parse(self, raw):
+        from evaluation.english_ner import parse_entities
+
+        return parse_entities(raw)
+
+
+def test_tagger_runs_in_batches_through_the_stage_cache(tmp_path):
+    twice = [*CASES, (CASES[0][0] + "！", *CASES[0][1:])]  # one more sentence with the same translation
+    cfg = _cfg(tmp_path, ner_model="tagger", batch_size=2)
+    tagger = _Tagger()
+    m = run_eval(cfg, backend=ScriptedBackend(_answers(twice)), tagger=tagger, sentences=_sentences(twice))
+    assert m["entity"]["f1"] == 1.0
+    assert [len(b) for b in tagger.batches] == [2, 2]  # four distinct translations, two per batch
+    assert (tmp_path / "run" / "cache" / "stage2.jsonl").read_text(encoding="utf-8").count("\n") == 4
+    again = _Tagger()
+    m = run_eval(cfg, backend=ScriptedBackend(_answers(twice)), tagger=again, sentences=_sentences(twice))
+    assert again.batches == [] and m["replies"]["computed"] == 0
