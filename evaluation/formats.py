@@ -4,8 +4,8 @@ Column files: one token per line, token in the first column, tag in the LAST col
 (a line with a tab is split on tabs only, so a token may contain spaces) or whitespace-separated;
 a blank line ends a sentence; `-DOCSTART-` lines are skipped; a missing trailing blank line is fine.
 
-Text reconstruction: for unspaced scripts (zh, ja, th, ...: `UNSPACED_LANGS`) tokens are joined with no
-separator, for all others with one space; `Sentence.token_spans` records where each token sits.
+Text reconstruction: for unspaced scripts (zh, ja, th, ...: `eat.languages.UNSPACED`) tokens are joined
+with no separator, for all others with one space; `Sentence.token_spans` records where each token sits.
 
 WikiANN `#` tokens (zh/ja): WikiANN replaced a space inside a name by a `#` token tagged `O`. For unspaced
 languages a token that is exactly `#` becomes ONE SPACE CHARACTER in `Sentence.text` (so models see the
@@ -31,21 +31,16 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from eat import languages
 from eat.errors import UserError
 from evaluation.entities import Entity, Sentence
 from evaluation.tags import lenient_chunks, to_iob2
 
-UNSPACED_LANGS = frozenset({"zh", "ja", "th", "lo", "km", "my", "bo", "yue", "wuu", "gan", "lzh"})
 FORMATS = ("auto", "bio", "bmes", "spans")
 _TAG_RE = {
     "bio": re.compile(r"^(O|[BI]-.+)$"),
     "bmes": re.compile(r"^(O|[BIMES]-.+)$"),
 }
-
-
-def is_unspaced(lang: str) -> bool:
-    """Languages written without spaces between words (tokens are joined with no separator)."""
-    return lang.split("-")[0].split("_")[0].lower() in UNSPACED_LANGS
 
 
 def map_type(type_: str, label_map: Mapping[str, str | None] | None) -> str | None:
@@ -118,7 +113,7 @@ def load_dataset_file(
         if format == "spans":
             return _load_spans(path, lang, label_map)
         if hash_as_space is None:
-            hash_as_space = is_unspaced(lang)
+            hash_as_space = languages.is_unspaced(lang)
         return _load_columns(path, format, lang, label_map, hash_as_space)
     except UnicodeDecodeError as exc:
         raise UserError(
@@ -160,8 +155,8 @@ def _load_columns(path: Path, fmt: str, lang: str, label_map, hash_as_space: boo
 
 
 def _make_sentence(sid: str, tokens: list[str], tags: list[str], lang: str, hash_as_space: bool) -> Sentence:
-    unspaced = is_unspaced(lang)
-    sep = "" if unspaced else " "
+    unspaced = languages.is_unspaced(lang)
+    sep = languages.joiner(lang)
     parts: list[str] = []
     spans: list[tuple[int, int]] = []
     pos = 0

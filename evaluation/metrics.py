@@ -22,12 +22,12 @@ import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 
+from eat import languages
 from eat.errors import UserError
 from evaluation.entities import Entity, Sentence
 from evaluation.tags import spans_to_tags, tags_to_chunks, to_iob2
 
 AUTHORS_TOKEN_LABEL = "authors' token-level metric, not entity-level"
-AUTHORS_CHAR_LANGS = frozenset({"zh", "ja"})  # the authors' `zh=True` path: one label per character
 
 
 # --------------------------------------------------------------------------------------------------
@@ -179,7 +179,7 @@ def authors_token_scores(
     their main.py (`zh=lang in ['zh', 'ja']`). One deliberate difference: their loader drops a file's
     last sentence when the file has no trailing blank line; we keep it.
     """
-    char_level = (lang or (sentences[0].lang if sentences else "")) in AUTHORS_CHAR_LANGS
+    char_level = (lang or (sentences[0].lang if sentences else "")) in languages.CHARACTER_TOKENS
     if len(sentences) != len(preds):
         raise UserError(f"gold has {len(sentences)} sentences but predictions have {len(preds)}")
     labels = list(labels)
