@@ -19,7 +19,8 @@ class ChatBackend(Protocol):
 
     name: str
     # Chats per pipeline chunk: every turn of a chunk runs before the next chunk, and replies are cached
-    # after each chunk, so this bounds both the KV a backend carries between turns and the work lost on a crash.
+    # after each chunk, so this bounds both the KV a backend carries between turns and the work a crash
+    # loses.
     chunk_size: int
 
     def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]: ...
