@@ -48,8 +48,8 @@ def types(**kwargs) -> None:
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for the merged shards.")
 def merge(inputs: tuple[Path, ...], out: Path) -> None:
     """Combine `eat wiki mine` outputs (e.g. one per machine): dedupe by (lang, page_id), sum stats."""
-    from wiki_data.mine import merge as run_merge
-    from wiki_data.mine import print_summary
+    from wiki_data.shards import merge as run_merge
+    from wiki_data.shards import print_summary
 
     print_summary(run_merge(list(inputs), out))
 

@@ -50,7 +50,6 @@ from wiki_data.shards import (
     write_pairs_jsonl,
     write_shard,
 )
-from wiki_data.shards import merge as merge  # `eat wiki merge` (wiki_data/cli.py) imports it from here
 
 log = logging.getLogger(__name__)
 

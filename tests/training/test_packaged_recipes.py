@@ -15,9 +15,16 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def wheel_site(tmp_path_factory) -> Path:
     """The project built as a wheel and installed (without dependencies) into a folder of its own."""
+    import shutil
+
     work = tmp_path_factory.mktemp("wheel")
+    src = work / "src"  # a copy, so the build's build/ and egg-info folders never land in the checkout
+    skip = shutil.ignore_patterns(
+        ".git", ".venv", "runs", "build", "*.egg-info", "__pycache__", ".*_cache", "demo-output"
+    )
+    shutil.copytree(REPO, src, symlinks=True, ignore=skip)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation", "-q", "-w", str(work)],
+        [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation", "-q", "-w", str(work)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
     (wheel,) = work.glob("eat_ner-*.whl")
