@@ -31,13 +31,13 @@ from pydantic import Field
 from eat.config import StrictModel
 from eat.console import make_progress
 from eat.errors import UserError
-from eat.io import write_json
+from eat.io import LOCK_NAME, check_writable, output_lock, remove_leftovers, write_json, write_manifest
 from wiki_data.discover import DumpFiles, discover
 from wiki_data.multistream import read_index
 from wiki_data.normalize import ZH_VARIANTS, to_variant
 from wiki_data.pool import Runner, WorkerSettings
 from wiki_data.schema import mentions_table, pairs_table, shard_name, shard_paths
-from wiki_data.selection import REDIRECT, STATUS_REASON, Selection, load_types, select_pages
+from wiki_data.selection import REDIRECT, STATUS_REASON, WANTED, Selection, load_types, select_pages
 from wiki_data.shards import (
     Job,
     collect_stats,
@@ -266,6 +266,13 @@ def mine(cfg: MineConfig) -> dict:
     out = cfg.out
     if out.exists() and not out.is_dir():
         raise UserError("--out is a file; give a folder for the pairs-*.parquet shards", path=out)
+    check_writable(out)  # before minutes of reading SQL tables
+    with output_lock(out / LOCK_NAME):  # a second `eat wiki mine` into OUT stops here, naming this one's PID
+        remove_leftovers(out)  # temporaries of a killed run
+        return _mine_locked(cfg, files, out)
+
+
+def _mine_locked(cfg: MineConfig, files: DumpFiles, out: Path) -> dict:
     if not cfg.resume and shard_paths(out):
         raise UserError(
             "output folder already holds pairs-*.parquet shards; use --resume or a new folder", path=out
@@ -295,6 +302,7 @@ def mine(cfg: MineConfig) -> dict:
     log.info(f"{len(sel.titles):,} wanted pages (main namespace, English link, not disambiguation)")
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / RUN_SETTINGS, settings)
+    write_manifest(out, "eat wiki mine")
 
     rows = _Rows(cfg.lang, sel, types, files.date, convert)
     sections = cfg.mention_sections if cfg.mentions else None
@@ -327,6 +335,12 @@ def _jobs(files: DumpFiles, sel: Selection, cfg: MineConfig) -> tuple[Iterator[J
         jobs = plain_jobs(files.pages, sel, cfg.streams_per_shard, cfg.num_shards, cfg.shard_index, done)
         return jobs, len(sel.titles)
     streams = read_index(files.index)
+    if sel.titles and not any(sel.status_of(pid) == WANTED for st in streams for pid in st.page_ids):
+        raise UserError(
+            "the multistream index lists none of the wanted pages (empty, or from another dump than the SQL "
+            "tables)",
+            path=files.index,
+        )
     ours = my_shards(shard_count(streams, cfg.streams_per_shard), cfg.num_shards, cfg.shard_index)
     todo = [k for k in ours if not (cfg.resume and (cfg.out / shard_name(k)).exists())]
     if cfg.resume:

@@ -6,6 +6,7 @@ Kept as light as `wiki_data.worker`: spawned workers import this module for thei
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import signal
 from collections import deque
 from collections.abc import Iterator
@@ -31,9 +32,37 @@ class WorkerSettings:
     mention_sections: int | None = None  # None: no mentions
 
 
-def _init_pool_worker(settings: WorkerSettings) -> None:
-    """Workers leave Ctrl-C to the parent, which stops them: no traceback from every worker, no hang."""
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGTERM this worker when the mining parent dies (kill -9, OOM killer), so no orphan keeps
+    decompressing; elsewhere a daemon thread watches the parent's pid instead."""
+    import ctypes
+    import sys
+    import threading
+    import time
+
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            if libc.prctl(1, signal.SIGTERM, 0, 0, 0) == 0:  # 1 = PR_SET_PDEATHSIG
+                if os.getppid() != parent:  # the parent died before the call took effect
+                    os._exit(1)
+                return
+        except (OSError, AttributeError):
+            pass
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="eat-parent-watch").start()
+
+
+def _init_pool_worker(settings: WorkerSettings, parent: int) -> None:
+    """Workers leave Ctrl-C to the parent, which stops them: no traceback from every worker, no hang; and
+    they end when the parent does."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
     init_worker(settings.lang, settings.variant, settings.page_timeout, settings.mention_sections)
 
 
@@ -52,7 +81,7 @@ class Runner:
                 workers,
                 mp_context=mp.get_context("spawn"),
                 initializer=_init_pool_worker,
-                initargs=(settings,),
+                initargs=(settings, os.getpid()),
             )
         else:
             init_worker(settings.lang, settings.variant, settings.page_timeout, settings.mention_sections)
