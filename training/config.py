@@ -6,14 +6,16 @@ A recipe is YAML with `kind: sft` (causal-LM chat fine-tuning with TRL's SFTTrai
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from eat.config import StrictModel
 
 
-class ModelConfig(StrictModel):
+class BaseModelConfig(StrictModel):
+    """The `model:` section: the base model to start from."""
+
     name_or_path: str = Field(description="Hub name or local folder of the base model.")
     trust_remote_code: bool = Field(
         False, description="Run code shipped with the model (off: untrusted input)."
@@ -27,7 +29,9 @@ class ModelConfig(StrictModel):
     )
 
 
-class LoraConfig(StrictModel):
+class LoraAdapterConfig(StrictModel):
+    """The `lora:` section, turned into a peft.LoraConfig by training.sft.peft_lora_config."""
+
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="Dropout on the LoRA input.")
@@ -74,29 +78,55 @@ class TrainingConfig(StrictModel):
     per_device_train_batch_size: int = Field(4, ge=1, description="Sequences per device per step.")
     per_device_eval_batch_size: int = Field(8, ge=1, description="Sequences per device in evaluation.")
     gradient_accumulation_steps: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
-    warmup_ratio: float = Field(0.03, ge=0, lt=1, description="Share of steps with linear warm-up.")
+    warmup_ratio: float = Field(
+        0.03,
+        ge=0,
+        lt=1,
+        description="Share of steps with linear warm-up (TrainingArguments.warmup_steps, which reads a value "
+        "below 1 as a share).",
+    )
     lr_scheduler_type: str = Field("cosine", description="transformers scheduler name (cosine, linear, ...).")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradient clipping norm.")
     optim: str = Field(
         "adamw_torch", description="transformers optimizer name (e.g. paged_adamw_8bit on GPU)."
     )
-    gradient_checkpointing: bool = Field(True, description="Recompute activations in backward (less memory).")
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
-        "auto", description="Mixed precision (auto: bf16 where the GPU has it, else fp16; fp32 on CPU)."
+    gradient_checkpointing: bool = Field(
+        True,
+        description="Recompute activations in backward (less memory); TrainingArguments.activation_checkpointing, "
+        "non-reentrant.",
     )
-    seed: int = Field(0, description="Seed for initialisation, shuffling and dropout.")
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto",
+        description="Mixed precision (auto: bf16 where the GPU has it, else fp16; fp32 on CPU); sets "
+        "TrainingArguments.bf16/fp16.",
+    )
+    seed: int = Field(
+        0,
+        description="Seed for initialisation, shuffling and dropout (TrainingArguments.seed and data_seed).",
+    )
     logging_steps: int = Field(10, ge=1, description="Log loss and learning rate every N steps.")
-    eval_steps: int | None = Field(None, ge=1, description="Evaluate every N steps (None: once per epoch).")
+    eval_steps: int | None = Field(
+        None, ge=1, description="Evaluate every N steps (None: once per epoch); sets eval_strategy too."
+    )
     save_steps: int = Field(500, ge=1, description="Write a checkpoint every N steps.")
     save_total_limit: int | None = Field(3, ge=1, description="Keep only the newest N checkpoints.")
     resume: Literal["auto", "never"] = Field(
-        "auto", description="auto: continue from the last checkpoint in output_dir if there is one."
+        "auto",
+        description="auto: continue from the last checkpoint in output_dir if there is one "
+        "(Trainer.train(resume_from_checkpoint=...)).",
     )
     report_to: list[str] = Field(
         default_factory=lambda: ["tensorboard"], description="Loggers (tensorboard, wandb, none)."
     )
     use_cpu: bool = Field(False, description="Train on CPU even when a GPU is present.")
+    trainer_args: dict[str, Any] | None = Field(
+        None,
+        description="Any other field of TRL's SFTConfig (kind: sft) or transformers' Seq2SeqTrainingArguments "
+        "(kind: ner_tagger), passed as is, e.g. {neftune_noise_alpha: 5, lr_scheduler_kwargs: {min_lr_rate: "
+        "0.1}} or training.trainer_args.neftune_noise_alpha=5 on the command line. Checked before anything "
+        "loads; fields that the keys above set are refused.",
+    )
 
     @field_validator("max_steps")
     @classmethod
@@ -114,8 +144,8 @@ class SFTRecipe(StrictModel):
         "lora",
         description="lora: adapters on a bf16/fp32 base; qlora: adapters on a 4-bit base; full: all weights.",
     )
-    model: ModelConfig
-    lora: LoraConfig = Field(default_factory=LoraConfig)
+    model: BaseModelConfig
+    lora: LoraAdapterConfig = Field(default_factory=LoraAdapterConfig)
     quantization: QuantizationConfig = Field(default_factory=QuantizationConfig)
     data: SFTDataConfig = Field(default_factory=SFTDataConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
@@ -143,9 +173,9 @@ class NERTaggerRecipe(StrictModel):
 
     kind: Literal["ner_tagger"] = "ner_tagger"
     method: Literal["full", "lora"] = Field("full", description="full: all weights; lora: adapters only.")
-    model: ModelConfig
-    lora: LoraConfig = Field(
-        default_factory=lambda: LoraConfig(target_modules=["q", "k", "v", "o", "wi_0", "wi_1", "wo"])
+    model: BaseModelConfig
+    lora: LoraAdapterConfig = Field(
+        default_factory=lambda: LoraAdapterConfig(target_modules=["q", "k", "v", "o", "wi_0", "wi_1", "wo"])
     )
     data: NERDataConfig = Field(default_factory=NERDataConfig)
     generation: NERGenerationConfig = Field(default_factory=NERGenerationConfig)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from eat.errors import UserError
-from eat.io import write_json
 from training.config import NERTaggerRecipe
 from training.loading import (
     check_lora_targets,
@@ -21,14 +20,9 @@ from training.loading import (
     resolve_precision,
 )
 from training.ner_format import format_entities, parse_entities, spans_to_entities
-from training.runs import (
-    model_card,
-    preflight,
-    train_and_evaluate,
-    training_arguments,
-    write_run_files,
-)
+from training.runs import RunCard, finish_run, preflight, train_and_evaluate
 from training.sft import peft_lora_config
+from training.trainer_args import build_trainer_args
 
 log = logging.getLogger(__name__)
 
@@ -103,24 +97,19 @@ def entity_scores(predictions: list[str], references: list[str]) -> dict[str, fl
 
 def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> dict[str, Any]:
     """Fine-tune the seq2seq tagger, score entity F1 by generation, and write the output folder."""
-    t, d, g = recipe.training, recipe.data, recipe.generation
+    t, d = recipe.training, recipe.data
     # Mistakes in paths are reported before the heavy imports below (seconds).
     if (done := preflight(recipe)) is not None:
         return done
 
     import numpy as np
-    from accelerate import PartialState
     from datasets import Dataset
-    from transformers import (
-        AutoModelForSeq2SeqLM,
-        DataCollatorForSeq2Seq,
-        Seq2SeqTrainer,
-        Seq2SeqTrainingArguments,
-        set_seed,
-    )
+    from transformers import AutoModelForSeq2SeqLM, DataCollatorForSeq2Seq, Seq2SeqTrainer, set_seed
 
     precision = resolve_precision(t.precision, t.use_cpu)
-    state = PartialState()
+    # The real Seq2SeqTrainingArguments first: a value of training.trainer_args that transformers refuses is
+    # one line before any data or model loads.
+    args = build_trainer_args(recipe, precision)
     train = read_conll(d.train_file)[: d.max_train_samples]
     evals = read_conll(d.eval_file)[: d.max_eval_samples] if d.eval_file else None
     tokenizer = load_tokenizer(recipe.model)
@@ -168,14 +157,6 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
         gold_text = tokenizer.batch_decode(labels, skip_special_tokens=True)
         return entity_scores(pred_text, gold_text)
 
-    args_kwargs = training_arguments(recipe, precision, eval_ds is not None)
-    args = Seq2SeqTrainingArguments(
-        **args_kwargs,
-        predict_with_generate=True,
-        generation_max_length=g.max_new_tokens,
-        generation_num_beams=g.num_beams,
-        metric_for_best_model="f1" if eval_ds is not None else None,
-    )
     trainer = Seq2SeqTrainer(
         model=model,
         args=args,
@@ -187,30 +168,28 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
         callbacks=callbacks,
     )
     metrics = train_and_evaluate(trainer, recipe, eval_ds is not None, "training the NER tagger")
-    trainer.save_model(t.output_dir)
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(t.output_dir)
-        card = model_card(
-            title=f"{Path(t.output_dir).name}: English NER tagger",
-            recipe=recipe,
-            base_model=recipe.model.name_or_path,
-            data_lines=[
-                f"train: `{d.train_file}` ({len(train)} sentences)",
-                f"eval: `{d.eval_file}` ({len(evals)} sentences), entity-level F1 by greedy generation"
-                if evals
-                else "eval: none",
-                "output format: `(TYPE, entity); (TYPE, entity)` or `(NONE)`; parse with "
-                "`training.ner_format.parse_entities`",
-            ],
-            metrics=metrics,
-            usage=f'model.generate(**tokenizer("{d.source_prefix}Marie Curie worked in Paris .", '
-            'return_tensors="pt"))',
-        )
-        write_run_files(t.output_dir, recipe, card, metrics)
-        # What evaluation.english_ner needs to query the tagger the way it was trained.
-        write_json(Path(t.output_dir) / "eat_ner_tagger.json", {"source_prefix": d.source_prefix})
-    state.wait_for_everyone()
-    return metrics
+    card = RunCard(
+        title=f"{Path(t.output_dir).name}: English NER tagger",
+        data_lines=[
+            f"train: `{d.train_file}` ({len(train)} sentences)",
+            f"eval: `{d.eval_file}` ({len(evals)} sentences), entity-level F1 by greedy generation"
+            if evals
+            else "eval: none",
+            "output format: `(TYPE, entity); (TYPE, entity)` or `(NONE)`; parse with "
+            "`training.ner_format.parse_entities`",
+        ],
+        usage=f'model.generate(**tokenizer("{d.source_prefix}Marie Curie worked in Paris .", '
+        'return_tensors="pt"))',
+    )
+    # eat_ner_tagger.json: what evaluation.english_ner needs to query the tagger the way it was trained.
+    return finish_run(
+        trainer,
+        tokenizer,
+        recipe,
+        metrics,
+        card,
+        extra_json={"eat_ner_tagger.json": {"source_prefix": d.source_prefix}},
+    )
 
 
 def tag_sentences(

@@ -11,11 +11,13 @@ import logging
 import os
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eat.compat import load_checkpoint_weights, skip_checkpoint_model_cards
 from eat.errors import UserError
-from training.loading import on_gpu
+from training.trainer_args import check_trainer_args
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -167,6 +169,7 @@ def preflight(recipe: Any) -> dict[str, Any] | None:
         for f in (recipe.data.train_file, recipe.data.eval_file):
             if f and not Path(f).is_file():
                 raise UserError("CoNLL file not found", path=f)
+    check_trainer_args(recipe)
     return None
 
 
@@ -209,7 +212,7 @@ def refuse_broken_distributed(method: str) -> None:
 
 
 @contextlib.contextmanager
-def clear_oom(output_dir: str | Path, what: str) -> Iterator[None]:
+def oom_as_user_error(output_dir: str | Path, what: str) -> Iterator[None]:
     """Turn an out-of-memory crash into one line saying what to lower; finished checkpoints stay valid."""
     import torch
 
@@ -262,6 +265,8 @@ def model_card(
         "seed",
     ):
         lines.append(f"| {key} | {getattr(t, key)} |")
+    for key, value in (t.trainer_args or {}).items():
+        lines.append(f"| {key} | {value} |")
     if getattr(recipe, "method", "full") in ("lora", "qlora"):
         lora = recipe.lora
         lines.append(
@@ -291,43 +296,6 @@ def write_run_files(output_dir: str | Path, recipe: Any, card: str, metrics: dic
     write_json(out / "metrics.json", json.loads(json.dumps(metrics, default=float)))
 
 
-def training_arguments(recipe, precision: str, has_eval: bool) -> dict[str, Any]:
-    """TrainingArguments fields shared by both recipe kinds."""
-    t = recipe.training
-    return {
-        "output_dir": t.output_dir,
-        "learning_rate": t.learning_rate,
-        "num_train_epochs": t.num_train_epochs,
-        "max_steps": t.max_steps,
-        "per_device_train_batch_size": t.per_device_train_batch_size,
-        "per_device_eval_batch_size": t.per_device_eval_batch_size,
-        "gradient_accumulation_steps": t.gradient_accumulation_steps,
-        "warmup_steps": t.warmup_ratio,
-        "lr_scheduler_type": t.lr_scheduler_type,
-        "weight_decay": t.weight_decay,
-        "max_grad_norm": t.max_grad_norm,
-        "optim": t.optim,
-        "activation_checkpointing": t.gradient_checkpointing,
-        "activation_checkpointing_kwargs": {"use_reentrant": False} if t.gradient_checkpointing else None,
-        "disable_tqdm": os.environ.get("EAT_NO_PROGRESS") == "1" or None,
-        "bf16": precision == "bf16",
-        "fp16": precision == "fp16",
-        "use_cpu": t.use_cpu or not on_gpu(),
-        "seed": t.seed,
-        "data_seed": t.seed,
-        "logging_steps": t.logging_steps,
-        "logging_first_step": True,
-        "eval_strategy": ("steps" if t.eval_steps else "epoch") if has_eval else "no",
-        "eval_steps": t.eval_steps,
-        "save_strategy": "steps",
-        "save_steps": t.save_steps,
-        "save_total_limit": t.save_total_limit,
-        "report_to": [r for r in t.report_to if r != "none"] or "none",
-        "ddp_find_unused_parameters": False,
-        "remove_unused_columns": True,
-    }
-
-
 def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[str, Any]:
     """Train (resuming from the newest complete checkpoint), then evaluate once; the run's metrics.
 
@@ -342,9 +310,7 @@ def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[
     tensorboard_into(trainer, output_dir)
     write_recipe_first(output_dir, recipe)
     state = PartialState()
-    # TRL writes its own README.md at every checkpoint; in a run stopped early it would be the only card, and
-    # a wrong one (no base model, no data). Ours is written when the run completes (model_card).
-    trainer.create_model_card = lambda *args, **kwargs: None
+    skip_checkpoint_model_cards(trainer)  # ours is written when the run completes (finish_run)
     if is_quiet():  # without tqdm, Trainer prints every log dict to stdout
         from transformers import PrinterCallback
 
@@ -352,14 +318,14 @@ def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[
     resume = resume_checkpoint(output_dir, resume_mode)
     if resume and state.is_main_process:
         log.info("resuming from %s", resume)
-    with clear_oom(output_dir, what):
+    with oom_as_user_error(output_dir, what):
         max_steps = trainer.args.max_steps
         if resume and max_steps > 0 and _step(Path(resume)) >= max_steps:
             # Training had finished but the run was stopped before writing its outputs. Trainer would take
             # one more step past max_steps when resuming mid-epoch, so load the checkpoint instead.
             from transformers import TrainerState
 
-            trainer._load_from_checkpoint(resume)
+            load_checkpoint_weights(trainer, resume)
             trainer.state = TrainerState.load_from_json(str(Path(resume) / "trainer_state.json"))
             losses = [e["loss"] for e in trainer.state.log_history if "loss" in e]
             train_loss, global_step = (
@@ -379,4 +345,46 @@ def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[
             ev = trainer.evaluate()
             # eval_num_tokens is TRL's count of *training* tokens seen so far: not an evaluation result.
             metrics.update({k: v for k, v in ev.items() if k.startswith("eval_") and k != "eval_num_tokens"})
+    return metrics
+
+
+@dataclass(frozen=True)
+class RunCard:
+    """What a trainer says about its run in the model card (training.runs.model_card writes the rest)."""
+
+    title: str
+    data_lines: list[str]
+    usage: str
+
+
+def finish_run(
+    trainer,
+    tokenizer,
+    recipe: Any,
+    metrics: dict[str, Any],
+    card: RunCard,
+    extra_json: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Save the model and tokenizer, then (main process) the model card, recipe.yaml, metrics.json and any
+    `extra_json` files; every process waits for the writes. Returns `metrics`."""
+    from accelerate import PartialState
+
+    from eat.io import write_json
+
+    output_dir = recipe.training.output_dir
+    trainer.save_model(output_dir)
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(output_dir)
+        text = model_card(
+            title=card.title,
+            recipe=recipe,
+            base_model=recipe.model.name_or_path,
+            data_lines=card.data_lines,
+            metrics=metrics,
+            usage=card.usage,
+        )
+        write_run_files(output_dir, recipe, text, metrics)
+        for name, data in (extra_json or {}).items():
+            write_json(Path(output_dir) / name, data)
+    PartialState().wait_for_everyone()
     return metrics

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from eat.chat import use_chat_template
+from eat.compat import compact_lm_head_on_cpu, sdpa_swappable
 from training.config import SFTRecipe
-from training.lm_head import compact_lm_head_on_cpu
 from training.loading import (
     check_4bit,
     check_lora_targets,
@@ -24,21 +24,16 @@ from training.loading import (
     on_gpu,
     resolve_precision,
 )
+from training.packing import PackedRowsCollator, pack_rows, register_packed_attention, trl_packs
 from training.runs import (
-    model_card,
+    RunCard,
+    finish_run,
     preflight,
     refuse_broken_distributed,
     train_and_evaluate,
-    training_arguments,
-    write_run_files,
 )
-from training.sft_data import (
-    PackedRowsCollator,
-    load_sft_splits,
-    pack_rows,
-    register_packed_attention,
-    tokenize_dataset,
-)
+from training.sft_data import load_sft_splits, tokenize_dataset
+from training.trainer_args import build_trainer_args
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +64,12 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
 
     from accelerate import PartialState
     from transformers import set_seed
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     precision = resolve_precision(t.precision, t.use_cpu)
+    # The real SFTConfig first: a value of training.trainer_args that TRL refuses is one line before any
+    # data or model loads.
+    args = build_trainer_args(recipe, precision)
     gpu = on_gpu(t.use_cpu)
     state = PartialState()
     if recipe.method == "qlora":
@@ -119,30 +117,17 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
 
     # bfd packing: TRL's padding-free mode is right for variable-length attention kernels (flash attention);
     # for SDPA/eager we pack rows ourselves so that attention stays within max_length per row.
-    attn = recipe.model.attn_implementation or ""
-    varlen = "flash" in attn
     collator = None
     restore_attn = None
-    trl_packing = d.packing and (d.packing_strategy == "wrapped" or varlen)
-    if d.packing and not trl_packing:
+    if d.packing and not trl_packs(recipe):
         tokenized = {split: pack_rows(ds, d.max_length, t.seed) for split, ds in tokenized.items()}
-        if model.config._attn_implementation == "sdpa" and model._can_set_attn_implementation():
+        if sdpa_swappable(model):
             # SDPA would attend over whole packed rows under a block-diagonal mask (cost ~ row length^2);
             # the packed kernel attends within each chat only (cost ~ chat length^2), same result.
             model.set_attn_implementation(register_packed_attention())
             restore_attn = "sdpa"
         # The packed kernel finds chats by their position ids, so a batch can be one row with no padding.
         collator = PackedRowsCollator(tokenizer.pad_token_id, flatten=restore_attn is not None)
-    args = SFTConfig(
-        **training_arguments(recipe, precision, d.eval_split is not None),
-        max_length=d.max_length,
-        packing=trl_packing,
-        packing_strategy=d.packing_strategy,
-        eval_packing=trl_packing,
-        completion_only_loss=False,
-        assistant_only_loss=False,
-        dataset_num_proc=d.num_proc,
-    )
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -159,29 +144,21 @@ def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
         metrics["eval_perplexity"] = math.exp(min(loss, 50.0))
     if restore_attn:  # the saved model must not name an attention function registered only in this process
         model.set_attn_implementation(restore_attn)
-    trainer.save_model(t.output_dir)
-    if trainer.is_world_process_zero():
-        tokenizer.save_pretrained(t.output_dir)
-        card = model_card(
-            title=f"{Path(t.output_dir).name}: EAT alignment chat model",
-            recipe=recipe,
-            base_model=recipe.model.name_or_path,
-            data_lines=[
-                f"dataset: `{d.path}` (train split `{d.train_split}`: {len(tokenized[d.train_split])} chats"
-                + (
-                    f", eval split `{d.eval_split}`: {len(tokenized[d.eval_split])} chats)"
-                    if d.eval_split
-                    else ")"
-                ),
-                f"loss on: {d.train_on.replace('_', ' ')} turn(s); max_length {d.max_length}; "
-                f"packing: {d.packing_strategy if d.packing else 'off'}",
-                f"precision: {precision}; processes: {state.num_processes}",
-            ],
-            metrics=metrics,
-            usage=f"eat train merge --adapter {t.output_dir} --out {t.output_dir}-merged"
-            if recipe.method != "full"
-            else f"AutoModelForCausalLM.from_pretrained({str(t.output_dir)!r})",
-        )
-        write_run_files(t.output_dir, recipe, card, metrics)
-    state.wait_for_everyone()
-    return metrics
+    card = RunCard(
+        title=f"{Path(t.output_dir).name}: EAT alignment chat model",
+        data_lines=[
+            f"dataset: `{d.path}` (train split `{d.train_split}`: {len(tokenized[d.train_split])} chats"
+            + (
+                f", eval split `{d.eval_split}`: {len(tokenized[d.eval_split])} chats)"
+                if d.eval_split
+                else ")"
+            ),
+            f"loss on: {d.train_on.replace('_', ' ')} turn(s); max_length {d.max_length}; "
+            f"packing: {d.packing_strategy if d.packing else 'off'}",
+            f"precision: {precision}; processes: {state.num_processes}",
+        ],
+        usage=f"eat train merge --adapter {t.output_dir} --out {t.output_dir}-merged"
+        if recipe.method != "full"
+        else f"AutoModelForCausalLM.from_pretrained({str(t.output_dir)!r})",
+    )
+    return finish_run(trainer, tokenizer, recipe, metrics, card)

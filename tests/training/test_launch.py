@@ -15,7 +15,7 @@ from eat.errors import UserError
 from tests.training.conftest import make_recipe
 from training.launch import check_accelerate_config, launch_command
 from training.loading import check_4bit
-from training.runs import clear_oom, refuse_broken_distributed
+from training.runs import oom_as_user_error, refuse_broken_distributed
 from training.sft import run_sft
 
 REPO = Path(__file__).resolve().parents[2]
@@ -150,7 +150,7 @@ def test_out_of_memory_is_one_clear_line(tmp_path):
     (tmp_path / "checkpoint-4").mkdir()  # interrupted save: not offered for resuming
     with (
         pytest.raises(UserError, match=r"out of memory while training: .*checkpoint-2$"),
-        clear_oom(tmp_path, "training"),
+        oom_as_user_error(tmp_path, "training"),
     ):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 

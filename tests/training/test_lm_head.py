@@ -7,8 +7,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from eat.compat import compact_lm_head_on_cpu
 from tests.training.conftest import align_chats
-from training.lm_head import compact_lm_head_on_cpu
 from training.sft_data import IGNORE_INDEX, tokenize_chat
 
 
