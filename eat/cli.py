@@ -21,7 +21,7 @@ _state = {"debug": False}
         "eval": ("evaluation.cli:eval_command", "Run the EAT NER pipeline on a labelled test set."),
         "score": ("evaluation.cli:score", "Score predictions against gold (entity- and token-level)."),
         "bench": ("evaluation.cli:bench", "Compare evaluation runs: tables, charts, error breakdown."),
-        "demo": ("eat.demo:demo", "Run the whole pipeline offline on embedded data in minutes."),
+        "demo": ("demo.workflow:demo", "Run the whole pipeline offline on embedded data in minutes."),
         "recipes": ("eat.cli:recipes", "List the shipped recipes, or copy one to edit."),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},

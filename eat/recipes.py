@@ -18,19 +18,27 @@ from pydantic import BaseModel
 from eat.config import apply_overrides, override_for, read_yaml, validate
 from eat.errors import UserError
 
-# kind -> "module:Class"; imported only when a recipe of that kind is loaded.
-RECIPE_KINDS: dict[str, str] = {
-    "sft": "training.config:SFTRecipe",
-    "ner_tagger": "training.config:NERTaggerRecipe",
-    "eval": "evaluation.config:EvalRecipe",
-}
+RECIPE_KINDS_GROUP = "eat_ner.recipe_kinds"
+
+
+def recipe_kinds() -> dict[str, str]:
+    """kind -> "module:Class", as the packages register them (pyproject.toml entry points); a class is
+    imported only when a recipe of its kind is loaded."""
+    from importlib.metadata import entry_points
+
+    kinds = {ep.name: ep.value for ep in entry_points(group=RECIPE_KINDS_GROUP)}
+    if not kinds:
+        raise UserError(
+            "no recipe kinds are registered: eat-ner is not installed (run `pip install -e .` in the checkout)"
+        )
+    return kinds
 
 # The command that loads recipes of these kinds, for the "RECIPE must come first" hint.
 _COMMANDS = {frozenset({"sft", "ner_tagger"}): "eat train", frozenset({"eval"}): "eat eval"}
 
 
 def recipe_class(kind: str) -> type[BaseModel]:
-    module, attr = RECIPE_KINDS[kind].split(":")
+    module, attr = recipe_kinds()[kind].split(":")
     return getattr(importlib.import_module(module), attr)
 
 
@@ -114,7 +122,7 @@ def load_recipe(
     path: str | Path, overrides: Iterable[str] = (), kinds: Iterable[str] | None = None
 ) -> BaseModel:
     """Load a recipe of one of `kinds` (default: any), apply `key=value` overrides and validate it."""
-    allowed = list(kinds) if kinds is not None else list(RECIPE_KINDS)
+    allowed = list(kinds) if kinds is not None else list(recipe_kinds())
     path = check_recipe_path(path, allowed)
     data = apply_overrides(read_yaml(path), overrides)
     kind = data.get("kind")

@@ -1,7 +1,7 @@
 """`eat demo`: the whole EAT workflow, offline, on data that ships with the package.
 
 Steps (each is the `eat` command a user would type, run in-process; a finished step is reused on re-run):
-  1. build the sample zh/ja Wikipedia dumps (eat.demo_data) and, without a real model, tiny local models
+  1. build the sample zh/ja Wikipedia dumps (demo.data) and, without a real model, tiny local models
   2. eat wiki types     -> qid -> PER/LOC/ORG table from the sample Wikidata dump
      eat wiki mine      -> typed entity pairs per language
   3. eat wiki sft       -> chat dataset for alignment fine-tuning
@@ -118,8 +118,8 @@ def demo(
     out_dir: Path, model: str | None, ner_model: str | None, langs: str, train_steps: int | None, workers: int
 ) -> None:
     """Run the whole pipeline offline on embedded defaults and write a report."""
+    from demo.data import DEMO_DATE, build_demo_dumps, demo_test_file
     from eat.console import console
-    from eat.demo_data import DEMO_DATE, build_demo_dumps, demo_test_file
 
     started = time.perf_counter()
     languages = [lang.strip() for lang in langs.split(",") if lang.strip()]
@@ -213,7 +213,7 @@ def demo(
                     args += ["--lexicon", str(out_dir / "pairs" / lang)]
                     _run_eat(args)
 
-    from eat.demo_report import write_demo_report
+    from demo.report import write_demo_report
 
     timings["total"] = round(time.perf_counter() - started, 2)
     models = {"llm": model, "ner": ner, "real": real, "steps": steps}
@@ -228,7 +228,7 @@ def _slug(model: str) -> str:
 
 def _demo_texts() -> list[str]:
     """Text the tiny model's tokenizer is trained on: the demo articles and test sentences."""
-    from eat.demo_data import demo_entities, demo_test_file
+    from demo.data import demo_entities, demo_test_file
 
     texts = [a["lead"] for arts in demo_entities().values() for a in arts]
     for lang in ("zh", "ja"):
