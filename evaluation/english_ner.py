@@ -522,7 +522,7 @@ def check_tagger_spec(spec: str) -> None:
     folder = Path(spec).expanduser()
     if folder.is_dir() and not (folder / "config.json").is_file():
         raise UserError(_not_hf_folder(spec), path=folder)
-    from training.loading import check_model_path
+    from eat.models import check_model_path
 
     check_model_path(spec, key="--ner-model")
 

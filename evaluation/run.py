@@ -77,7 +77,7 @@ def check_model_inputs(cfg: EvalRecipe) -> None:
         check_tagger_spec(cfg.ner_model)
     if cfg.backend != "hf":
         return
-    from training.loading import check_adapter_folder, check_model_kind, check_model_path
+    from eat.models import check_adapter_folder, check_model_kind, check_model_path
 
     check_model_path(cfg.model, key="--model")
     check_model_kind(cfg.model, seq2seq=False, what="the EAT pipeline's --model")

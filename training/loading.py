@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import json
 import os
-from pathlib import Path
 
 from eat.errors import UserError
+from eat.models import check_model_kind, check_model_path, missing_model
 
 
 def on_gpu(use_cpu: bool = False) -> bool:
@@ -36,90 +34,6 @@ def torch_dtype(precision: str):
     import torch
 
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
-
-
-def _missing_model(name: str, key: str = "model.name_or_path") -> UserError:
-    if not _is_hub_id(name):
-        return UserError(f"model folder not found (set {key} to a local model folder or a Hub id)", path=name)
-    return UserError(
-        f"model {name!r} is neither a local folder nor reachable on the Hugging Face Hub (this machine may be "
-        f"offline). Download it where there is internet (`hf download {name} --local-dir DIR`), copy DIR "
-        f"here and set {key}=DIR"
-    )
-
-
-def _is_hub_id(name: str) -> bool:
-    return name.count("/") == 1 and not name.startswith((".", "/", "~"))
-
-
-def check_model_path(name: str, key: str = "model.name_or_path") -> None:
-    """Fail early and clearly for a model path that does not exist (before minutes of tokenisation).
-
-    `key` is how the user set it (a recipe key or a flag such as --base), named in the message.
-    """
-    path = Path(name).expanduser()
-    if path.exists():
-        if not (path / "config.json").is_file():
-            raise UserError("not a model folder (no config.json)", path=path)
-        return
-    if not _is_hub_id(name):
-        raise _missing_model(name, key)
-    from huggingface_hub import try_to_load_from_cache
-
-    if isinstance(try_to_load_from_cache(name, "config.json"), str):
-        return  # in the local Hub cache
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or not _hub_resolves():
-        raise _missing_model(name, key)
-
-
-@functools.cache  # a run checks its model path more than once (preflight, tokenizer, weights)
-def _hub_resolves() -> bool:
-    """Whether the Hub's host name resolves: on an offline machine, fail at once instead of after a minute
-    of download retries."""
-    import socket
-    from urllib.parse import urlparse
-
-    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
-    try:
-        socket.getaddrinfo(host, 443)
-    except (OSError, UnicodeError):
-        return False
-    return True
-
-
-def check_model_kind(name: str, seq2seq: bool, what: str) -> None:
-    """Refuse a local model of the wrong family in one line (transformers lists ~200 classes instead).
-
-    `what` says who needs it, e.g. "kind: sft".
-    """
-    config = Path(name).expanduser() / "config.json"
-    if not config.is_file():
-        return  # a Hub id: transformers' own error is caught at load time
-    try:
-        data = json.loads(config.read_text(encoding="utf-8"))
-    except (ValueError, OSError):
-        raise UserError("config.json is not valid JSON", path=config) from None
-    is_seq2seq = bool(data.get("is_encoder_decoder"))
-    if is_seq2seq != seq2seq:
-        family = f"{data.get('model_type', '?')} ({'seq2seq' if is_seq2seq else 'causal LM'})"
-        need = "a seq2seq model such as flan-t5" if seq2seq else "a causal LM such as Qwen2.5"
-        raise UserError(f"is a {family} model; {what} needs {need}", path=Path(name))
-
-
-def check_adapter_folder(path: str | Path) -> Path:
-    """A LoRA adapter folder with safetensors weights (PEFT would fall back to adapter_model.bin: a pickle,
-    which can run code when loaded)."""
-    adapter = Path(path)
-    if not (adapter / "adapter_config.json").is_file():
-        raise UserError(
-            "not a LoRA adapter folder (no adapter_config.json): pass a LoRA run folder or its checkpoint-N",
-            path=adapter,
-        )
-    if not (adapter / "adapter_model.safetensors").is_file():
-        raise UserError(
-            "no adapter_model.safetensors (adapters are loaded from safetensors only)", path=adapter
-        )
-    return adapter
 
 
 def check_lora_targets(model, targets) -> None:
@@ -153,7 +67,7 @@ def load_tokenizer(model_cfg, padding_side: str | None = None):
             model_cfg.name_or_path, revision=model_cfg.revision, trust_remote_code=model_cfg.trust_remote_code
         )
     except OSError:
-        raise _missing_model(model_cfg.name_or_path) from None
+        raise missing_model(model_cfg.name_or_path) from None
     use_chat_template(
         tok, model_cfg.chat_template, model_cfg.name_or_path, "model.chat_template=", required=False
     )
@@ -228,7 +142,7 @@ def load_causal_lm(model_cfg, *, method: str, precision: str, quant_cfg=None, de
             raise UserError(
                 f"model {model_cfg.name_or_path!r} has no safetensors weights; convert it first", path=None
             ) from None
-        raise _missing_model(model_cfg.name_or_path) from None
+        raise missing_model(model_cfg.name_or_path) from None
     if method == "qlora":
         keep_cpu_4bit_trainable(model)
     return model

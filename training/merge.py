@@ -124,7 +124,8 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     from eat.io import check_out
-    from training.loading import check_4bit, check_adapter_folder, check_model_path
+    from eat.models import check_adapter_folder, check_model_path
+    from training.loading import check_4bit
 
     adapter = check_adapter_folder(cfg.adapter)
     out = Path(cfg.out)

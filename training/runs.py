@@ -153,7 +153,7 @@ def preflight(recipe: Any) -> dict[str, Any] | None:
     """The checks that need no model, GPU or torch: first thing in a run, and once in the parent before
     `--launch` starts N processes (each would otherwise print the same error inside a launcher traceback).
     Returns the stored metrics when the run is already finished (nothing to train)."""
-    from training.loading import check_model_kind, check_model_path
+    from eat.models import check_model_kind, check_model_path
 
     done = check_output_dir(recipe.training.output_dir, recipe)
     if done is not None:

@@ -122,7 +122,7 @@ class HFBackend:
         if adapter is not None:
             from peft import PeftModel
 
-            from training.loading import check_adapter_folder
+            from eat.models import check_adapter_folder
 
             check_adapter_folder(adapter)
             try:

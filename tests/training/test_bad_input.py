@@ -68,14 +68,14 @@ def test_hub_id_on_an_offline_machine_fails_at_once(monkeypatch):
     """Not in the local cache and the Hub's host does not resolve: one line now, not a minute of retries."""
     import socket
 
-    from training.loading import check_model_path
+    from eat.models import check_model_path
 
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
 
     def no_dns(*args, **kwargs):
         raise socket.gaierror("Name or service not known")
 
-    from training.loading import _hub_resolves
+    from eat.models import _hub_resolves
 
     _hub_resolves.cache_clear()  # remembered per process: start from no answer
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
