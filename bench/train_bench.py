@@ -9,7 +9,7 @@ trained on the same texts) is trained with TRL's SFTTrainer exactly as `eat trai
 masks), each configuration in its own process. Printed: real (non-padding) tokens per CPU-second of the
 process (the comparison: on a shared machine, wall time mostly measures other people's load) and per wall
 second, padding share, and peak resident memory of the process, for
-  - TRL's CPU default: no packing, and the LM head scores every position (training.lm_head turned off),
+  - TRL's CPU default: no packing, and the LM head scores every position (eat.compat.compact_lm_head_on_cpu patched off),
   - baseline: no packing (pad each batch to its longest chat; supervised positions only through the head),
   - ours: `data.packing: true` with the 'bfd' strategy (whole chats, one padding-free row per batch, attention
     within each chat),
