@@ -48,3 +48,47 @@ def has_stress_marks(code: str) -> bool:
 
 def uses_cjk_stops(code: str) -> bool:
     return code in CJK_STOPS or base(code) in CJK_STOPS
+
+
+# The script a language is written in, by the Unicode ranges it uses (what --lang is checked against).
+SCRIPTS = {
+    "Han": ((0x4E00, 0x9FFF), (0x3400, 0x4DBF)),
+    "Kana": ((0x3040, 0x30FF),),
+    "Hangul": ((0xAC00, 0xD7AF), (0x1100, 0x11FF)),
+    "Arabic": ((0x0600, 0x06FF), (0x0750, 0x077F)),
+    "Cyrillic": ((0x0400, 0x04FF),),
+    "Devanagari": ((0x0900, 0x097F),),
+    "Georgian": ((0x10A0, 0x10FF),),
+    "Hebrew": ((0x0590, 0x05FF),),
+    "Greek": ((0x0370, 0x03FF),),
+    "Thai": ((0x0E00, 0x0E7F),),
+    "Latin": ((0x0041, 0x005A), (0x0061, 0x007A), (0x00C0, 0x024F)),
+}
+WRITTEN_IN = {
+    "zh": {"Han"}, "ja": {"Han", "Kana"}, "ko": {"Hangul", "Han"}, "ar": {"Arabic"}, "fa": {"Arabic"},
+    "ru": {"Cyrillic"}, "uk": {"Cyrillic"}, "hi": {"Devanagari"}, "ka": {"Georgian"}, "he": {"Hebrew"},
+    "el": {"Greek"}, "th": {"Thai"}, "en": {"Latin"}, "de": {"Latin"}, "es": {"Latin"}, "fr": {"Latin"},
+    "nl": {"Latin"},
+}  # fmt: skip
+
+
+def dominant_script(texts) -> str | None:
+    """The script most letters of `texts` are written in (None when there are no letters of a known one)."""
+    counts: dict[str, int] = {}
+    for text in texts:
+        for ch in text:
+            code = ord(ch)
+            for script, ranges in SCRIPTS.items():
+                if any(lo <= code <= hi for lo, hi in ranges):
+                    counts[script] = counts.get(script, 0) + 1
+                    break
+    return max(counts, key=counts.get) if counts else None
+
+
+def script_mismatch(code: str, texts) -> str | None:
+    """A one-line warning when the texts are mostly in a script `code` is not written in, else None."""
+    expected = WRITTEN_IN.get(base(code))
+    found = dominant_script(texts)
+    if expected is None or found is None or found in expected:
+        return None
+    return f"--lang {code} is written in {'/'.join(sorted(expected))}, but the text is mostly {found}: is --lang right?"

@@ -80,12 +80,19 @@ def detect_format(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in (".json", ".jsonl"):
         return "spans"
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            cols = line.rstrip("\r\n").split("\t" if "\t" in line else None)
-            if cols and cols[-1][:2] in ("M-", "E-", "S-"):
-                return "bmes"
+    try:
+        with open(path, encoding="utf-8-sig") as fh:  # -sig: a UTF-8 BOM is not part of the first token
+            for line in fh:
+                cols = line.rstrip("\r\n").split("\t" if "\t" in line else None)
+                if cols and cols[-1][:2] in ("M-", "E-", "S-"):
+                    return "bmes"
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from None
     return "bio"
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> UserError:
+    return UserError(f"not UTF-8 text (byte {exc.start} cannot be decoded); convert it to UTF-8", path=path)
 
 
 def load_dataset_file(
@@ -116,9 +123,7 @@ def load_dataset_file(
             hash_as_space = languages.is_unspaced(lang)
         return _load_columns(path, format, lang, label_map, hash_as_space)
     except UnicodeDecodeError as exc:
-        raise UserError(
-            f"not UTF-8 text (byte {exc.start} cannot be decoded); convert it to UTF-8", path=path
-        ) from None
+        raise not_utf8(path, exc) from None
 
 
 def _load_columns(path: Path, fmt: str, lang: str, label_map, hash_as_space: bool) -> list[Sentence]:
@@ -126,7 +131,7 @@ def _load_columns(path: Path, fmt: str, lang: str, label_map, hash_as_space: boo
     sentences: list[Sentence] = []
     tokens: list[str] = []
     tags: list[str] = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8-sig") as fh:
         for lineno, raw in enumerate(fh, 1):
             line = raw.rstrip("\r\n")
             if not line.strip():
@@ -180,7 +185,7 @@ def _make_sentence(sid: str, tokens: list[str], tags: list[str], lang: str, hash
 
 def _iter_json_records(path: Path) -> Iterable[tuple[int, object]]:
     """(line or record number, object) from a JSON array or JSONL file."""
-    text = path.read_text(encoding="utf-8")
+    text = path.read_text(encoding="utf-8-sig")
     stripped = text.lstrip()
     if path.suffix.lower() == ".json" or stripped.startswith("["):
         try:

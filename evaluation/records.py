@@ -173,12 +173,15 @@ def looks_like_predictions(path: Path) -> bool:
     """A JSONL file whose first row has `pred`: an eval run's predictions.jsonl rather than span data."""
     if path.suffix.lower() != ".jsonl":
         return False
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError:
-                    return False
-                return isinstance(row, dict) and "pred" in row
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            for line in fh:
+                if line.strip():
+                    try:
+                        row = json.loads(line)
+                    except json.JSONDecodeError:
+                        return False
+                    return isinstance(row, dict) and "pred" in row
+    except UnicodeDecodeError:
+        return False  # not ours; the span reader names the undecodable byte
     return False

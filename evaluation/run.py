@@ -7,13 +7,23 @@ spec) is checked before the first model loads, which takes minutes for an LLM.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from pathlib import Path
 
+from eat import languages
 from eat.config import dump_config
 from eat.errors import UserError
-from eat.io import atomic_open, write_json
+from eat.io import (
+    LOCK_NAME,
+    atomic_open,
+    check_writable,
+    output_lock,
+    remove_leftovers,
+    write_json,
+    write_manifest,
+)
 from eat.languages import NAMES as LANGUAGE_NAMES
 from evaluation.backends import make_backend
 from evaluation.backends.base import ChatBackend
@@ -25,6 +35,8 @@ from evaluation.metrics import score_all
 from evaluation.pipeline import Pipeline
 from evaluation.records import write_predictions
 from evaluation.report import render_report
+
+log = logging.getLogger(__name__)
 
 
 def load_lexicon(path: str, lang: str | None = None) -> dict[str, list[str]]:
@@ -64,6 +76,8 @@ def load_sentences(cfg: EvalRecipe) -> list[Sentence]:
         sentences = sentences[: cfg.limit]
     if not sentences:
         raise UserError("no sentences in the test file", path=cfg.data)
+    if (warning := languages.script_mismatch(cfg.lang, (s.text for s in sentences[:200]))) is not None:
+        log.warning("%s: %s", cfg.data, warning)
     ids = Counter(s.id for s in sentences)
     dup = next((i for i, n in ids.items() if n > 1), None)
     if dup is not None:
@@ -113,10 +127,16 @@ def run_eval(
     sentences = sentences if sentences is not None else load_sentences(cfg)
     if backend is None:
         check_model_inputs(cfg)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"cannot create the run folder ({exc.strerror})", path=out) from None
+    check_writable(out)  # before the models load
+    # One `eat eval` per run folder at a time: two would interleave their stage caches.
+    with output_lock(out / LOCK_NAME):
+        remove_leftovers(out)
+        remove_leftovers(out / "cache")
+        write_manifest(out, "eat eval")
+        return _run_locked(cfg, out, sentences, backend, tagger)
+
+
+def _run_locked(cfg: EvalRecipe, out: Path, sentences, backend, tagger) -> dict:
     lexicon = load_lexicon(cfg.lexicon, cfg.lang) if cfg.lexicon else None
     t_start = time.perf_counter()
     made_backend = backend is None

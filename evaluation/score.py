@@ -135,6 +135,8 @@ def run_score(cfg: ScoreOptions) -> dict:
             raise UserError("--lang is required for column files (it decides how tokens are joined)")
         lang = cfg.lang or "xx"
         gold = load_dataset_file(gold_path, gold_format, lang, label_map)
+        if not gold:
+            raise UserError("no sentences in the gold file", path=gold_path)
         if cfg.lang is None and gold:
             lang = gold[0].lang
 
