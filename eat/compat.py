@@ -95,3 +95,16 @@ def sdpa_swappable(model) -> bool:
     """True if the model runs SDPA attention and can switch to another registered attention function (the
     public `set_attn_implementation` only warns, and keeps the old function, when it cannot)."""
     return model.config._attn_implementation == "sdpa" and model._can_set_attn_implementation()
+
+
+# --- trl: the training-token counter across a resume ----------------------------------------------------------
+# SFTTrainer._total_train_tokens, the count behind the logged `num_tokens`: trl 1.16. It starts at 0 in every
+# process, also when training resumes from a checkpoint, so without this the logged count restarts mid-run.
+
+
+def restore_train_token_count(trainer, count: int) -> None:
+    """Continue TRL's `num_tokens` count from a checkpoint's last logged value."""
+    if hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = count
+    else:
+        log.warning("this TRL release keeps no _total_train_tokens: num_tokens restarts after a resume")

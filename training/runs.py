@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from eat.compat import load_checkpoint_weights, skip_checkpoint_model_cards
+from eat.compat import load_checkpoint_weights, restore_train_token_count, skip_checkpoint_model_cards
 from eat.errors import UserError
 from training.trainer_args import check_trainer_args
 
@@ -296,6 +296,32 @@ def write_run_files(output_dir: str | Path, recipe: Any, card: str, metrics: dic
     write_json(out / "metrics.json", json.loads(json.dumps(metrics, default=float)))
 
 
+def _logged(checkpoint: Path) -> list[dict[str, Any]]:
+    """The log history a checkpoint saved (empty when unreadable: the resume then reports what it can)."""
+    try:
+        return json.loads((checkpoint / "trainer_state.json").read_text("utf-8")).get("log_history", [])
+    except (OSError, ValueError):
+        return []
+
+
+def _last(history: list[dict[str, Any]], key: str) -> Any:
+    return next((e[key] for e in reversed(history) if key in e), None)
+
+
+def _loss_sum(history: list[dict[str, Any]], upto: int) -> float:
+    """Sum of the per-step training losses up to step `upto`, from logged interval means (each logged `loss`
+    is the mean since the previous log). Exact when a log falls on `upto` (logging_steps divides save_steps);
+    otherwise the steps after the last log count at that log's mean."""
+    total, prev, last = 0.0, 0, None
+    for entry in history:
+        if "loss" in entry and entry.get("step", 0) <= upto:
+            total += entry["loss"] * (entry["step"] - prev)
+            prev, last = entry["step"], entry["loss"]
+    if last is not None:
+        total += last * (upto - prev)
+    return total
+
+
 def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[str, Any]:
     """Train (resuming from the newest complete checkpoint), then evaluate once; the run's metrics.
 
@@ -304,12 +330,23 @@ def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[
     """
     from accelerate import PartialState
 
+    from eat.io import LOCK_NAME, output_lock
+
+    output_dir = recipe.training.output_dir
+    state = PartialState()
+    # One `eat train` per output_dir at a time (the main process holds it): two would overwrite each other's
+    # checkpoints. A killed run's lock goes with it.
+    lock = output_lock(Path(output_dir) / LOCK_NAME) if state.is_main_process else contextlib.nullcontext()
+    with lock:
+        return _train_and_evaluate(trainer, recipe, evaluate, what, state)
+
+
+def _train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str, state) -> dict[str, Any]:
     from eat.console import is_quiet
 
     output_dir, resume_mode = recipe.training.output_dir, recipe.training.resume
     tensorboard_into(trainer, output_dir)
     write_recipe_first(output_dir, recipe)
-    state = PartialState()
     skip_checkpoint_model_cards(trainer)  # ours is written when the run completes (finish_run)
     if is_quiet():  # without tqdm, Trainer prints every log dict to stdout
         from transformers import PrinterCallback
@@ -333,14 +370,26 @@ def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[
                 trainer.state.global_step,
             )
         else:
+            before = _logged(Path(resume)) if resume else []
+            if before and (tokens := _last(before, "num_tokens")) is not None:
+                restore_train_token_count(trainer, int(tokens))
             result = trainer.train(resume_from_checkpoint=resume)
             train_loss, global_step = result.training_loss, result.global_step
+            if (
+                resume
+            ):  # Trainer averages over the steps of this process only: add the steps before the resume
+                done = _step(Path(resume))
+                train_loss = (_loss_sum(before, done) + train_loss * (global_step - done)) / max(
+                    global_step, 1
+                )
         metrics: dict[str, Any] = {
             "train_loss": train_loss,
             "global_step": global_step,
             "epochs": round(float(trainer.state.epoch or 0.0), 3),
             "world_size": state.num_processes,
         }
+        if (tokens := _last(trainer.state.log_history, "num_tokens")) is not None:
+            metrics["train_tokens"] = int(tokens)
         if evaluate:
             ev = trainer.evaluate()
             # eval_num_tokens is TRL's count of *training* tokens seen so far: not an evaluation result.

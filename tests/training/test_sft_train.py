@@ -49,6 +49,7 @@ def check_learns(watch, out_dir):
     assert curve[-1] < curve[0], curve
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "method,extra",
     [("qlora", ["training.gradient_checkpointing=true"]), ("full", ["training.learning_rate=3.0e-3"])],
@@ -118,3 +119,32 @@ def test_lora_run_folder_and_resume(tiny_lm, one_batch, tmp_path):
     assert run_sft(recipe, callbacks=[again]) == json.loads((out / "metrics.json").read_text())
     assert not hasattr(again, "before")  # training never started
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == kept
+
+
+def test_a_resumed_run_reports_what_an_uninterrupted_one_does(tiny_lm, one_batch, tmp_path):
+    """metrics.json after kill-and-resume: the same train_loss (over every step, not only those after the
+    resume) and the same count of training tokens as one uninterrupted run."""
+    whole = run_sft(
+        make_recipe(tiny_lm, one_batch, tmp_path / "whole", "training.max_steps=4", "training.save_steps=2")
+    )
+    cut = tmp_path / "cut"
+    run_sft(make_recipe(tiny_lm, one_batch, cut, "training.max_steps=4", "training.save_steps=2"))
+    # As if killed after the checkpoint at step 2: later checkpoints and the final files never written.
+    shutil.rmtree(cut / "checkpoint-4")
+    for name in ("metrics.json", "README.md", "adapter_model.safetensors"):
+        (cut / name).unlink(missing_ok=True)
+    resumed = run_sft(make_recipe(tiny_lm, one_batch, cut, "training.max_steps=4", "training.save_steps=2"))
+    assert resumed["global_step"] == whole["global_step"] == 4
+    assert resumed["train_loss"] == pytest.approx(whole["train_loss"], rel=1e-3)
+    assert resumed["train_tokens"] == whole["train_tokens"] > 0
+
+
+def test_a_second_train_into_the_same_output_dir_is_refused(tiny_lm, one_batch, tmp_path):
+    from eat.errors import UserError
+    from eat.io import LOCK_NAME, output_lock
+
+    out = tmp_path / "run"
+    recipe = make_recipe(tiny_lm, one_batch, out, "training.max_steps=1", "training.save_steps=1")
+    with output_lock(out / LOCK_NAME), pytest.raises(UserError, match=r"run: another eat run \(pid \d+\)"):
+        run_sft(recipe)
+    assert not (out / "adapter_model.safetensors").exists()
