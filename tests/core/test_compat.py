@@ -47,6 +47,16 @@ def test_trl_writes_its_card_through_create_model_card():
     )
 
 
+def test_trl_counts_training_tokens_in_total_train_tokens():
+    from trl import SFTTrainer
+
+    source = inspect.getsource(SFTTrainer)
+    assert (
+        "self._total_train_tokens = 0" in source
+        and 'self._metrics[mode]["num_tokens"] = [self._total_train_tokens]' in source
+    )
+
+
 def test_trainer_loads_checkpoints_through_load_from_checkpoint():
     from transformers import Trainer
 
