@@ -137,6 +137,61 @@ def test_parity_on_wikiann_with_perturbed_predictions(shared_data, lang):
     assert tag_scores(gold, gold)["f1"] == 1.0
 
 
+ALL_TYPES = ["PER", "LOC", "ORG", "MISC"]
+
+
+def random_tags(rng: random.Random, n: int) -> list[str]:
+    """Tags as a careless tagger writes them: mostly IOB2, with the ill-formed cases the two modes read
+    differently left in (I- after O, I- of another type inside an entity)."""
+    tags: list[str] = []
+    for _ in range(n):
+        prev = tags[-1] if tags else "O"
+        r = rng.random()
+        if r < 0.45:
+            tags.append("O")
+        elif r < 0.7 and prev != "O":
+            tags.append("I-" + prev[2:])  # the entity goes on
+        elif r < 0.88:
+            tags.append("B-" + rng.choice(ALL_TYPES))
+        else:
+            tags.append("I-" + rng.choice(ALL_TYPES))  # an I- start, or a type change inside an entity
+    return tags
+
+
+def _ill_formed_starts(sequences: list[list[str]]) -> int:
+    """I-X tags not preceded by B-X or I-X: where default (conlleval) and strict IOB2 disagree."""
+    return sum(
+        tag.startswith("I-") and (i == 0 or seq[i - 1][2:] != tag[2:])
+        for seq in sequences
+        for i, tag in enumerate(seq)
+    )
+
+
+def _as_suffix(sequences: list[list[str]]) -> list[list[str]]:
+    """B-PER -> PER-B: the same tags in seqeval's suffix style."""
+    return [[t if t == "O" else f"{t[2:]}-{t[0]}" for t in seq] for seq in sequences]
+
+
+@pytest.mark.parametrize("mode", ["default", "strict"])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_parity_on_seeded_random_tags(mode, seed):
+    """The metric guarantee without ../shared: seqeval and we agree exactly on random, partly ill-formed tags."""
+    rng = random.Random(f"random-tags-{seed}")
+    gold = [random_tags(rng, rng.randint(0, 25)) for _ in range(400)]
+    # Predictions: the gold with seeded noise, or (one in five) an unrelated random sequence.
+    pred = [random_tags(rng, len(g)) if rng.random() < 0.2 else perturb(g, rng) for g in gold]
+    assert _ill_formed_starts(gold) > 100 and _ill_formed_starts(pred) > 100
+    assert any(not g for g in gold)  # empty sentences too
+    ours = _assert_parity(gold, pred, mode)
+    assert set(ours["per_type"]) == set(ALL_TYPES)
+    assert ours["n_gold"] > 1000 and 0.2 < ours["f1"] < 0.9
+    # The same tags written PER-B: the same scores.
+    assert _assert_parity(_as_suffix(gold), _as_suffix(pred), mode, suffix=True) == ours
+    # The modes read the ill-formed I- starts differently, so they must not agree on this data.
+    other = tag_scores(gold, pred, mode="strict" if mode == "default" else "default")
+    assert (other["n_gold"], other["n_pred"]) != (ours["n_gold"], ours["n_pred"])
+
+
 def test_default_and_strict_differ_on_invalid_starts():
     gold = [["B-PER", "I-PER", "O"]]
     pred = [["I-PER", "I-PER", "O"]]
