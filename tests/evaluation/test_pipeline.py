@@ -190,10 +190,14 @@ def test_resume_reuses_caches(tmp_path):
 
 
 def test_cache_invalidated_by_settings(tmp_path):
-    run_eval(_cfg(tmp_path), backend=ScriptedBackend(_answers()), sentences=_sentences())
+    first = ScriptedBackend(_answers())
+    run_eval(_cfg(tmp_path), backend=first, sentences=_sentences())
     other = ScriptedBackend(_answers())
-    run_eval(_cfg(tmp_path, max_new_tokens=17), backend=other, sentences=_sentences())
-    assert other.calls > 0
+    m = run_eval(_cfg(tmp_path, max_new_tokens=17), backend=other, sentences=_sentences())
+    # A reply limit is part of every stage's cache key: the whole run is asked again, turn by turn.
+    assert other.calls == PROMPTS.num_turns("translate") + 1 + PROMPTS.num_turns("align")
+    assert other.chats == first.chats
+    assert m["replies"]["from_cache"] == 0 and m["replies"]["computed"] == len(first.chats)
 
 
 def _eat(*args) -> tuple[int, str]:
