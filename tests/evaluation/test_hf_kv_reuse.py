@@ -3,6 +3,8 @@ not change a single greedy token: compared with plain batched `generate` and wit
 
 from __future__ import annotations
 
+import pytest
+
 from eat.prompts import load_prompts
 from evaluation.backends.hf import HFBackend
 from evaluation.config import EvalRecipe
@@ -69,6 +71,7 @@ def test_kv_reuse_with_replies_cut_by_eos(tmp_path, tiny_lm):
     assert reused[0]["s0"][0] == first_reply  # cut at the EOS (a plain token here, so kept in the text)
 
 
+@pytest.mark.slow
 def test_kv_cache_budget_is_a_recipe_key(tmp_path, tiny_lm):
     """`kv_cache_gib` reaches the backend: 0 turns reuse off, a tiny budget keeps fewer chats, same replies."""
     from evaluation.backends import make_backend

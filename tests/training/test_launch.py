@@ -37,6 +37,7 @@ def step_losses(out: Path, step: int) -> list[float]:
     return [e["loss"] for e in state["log_history"] if "loss" in e]
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_match_one_process(tiny_lm, sft_dataset, tmp_path):
     """`eat train --launch ddp --num-processes 2` on CPU: a world of 2 (torchrun, gloo), same loss curve as
     one process with the same global batch (2 x 2 vs 1 x 4)."""

@@ -61,6 +61,7 @@ def test_entity_scores_count_duplicates_once_each():
     assert scores["precision"] == pytest.approx(1 / 3) and scores["recall"] == pytest.approx(1 / 2)
 
 
+@pytest.mark.slow
 def test_tagger_trains_and_generates_parsable_lists(tiny_t5, conll_file, tmp_path):
     out = tmp_path / "tagger"
     recipe = validate(
