@@ -32,7 +32,7 @@ from training.runs import (
     refuse_broken_distributed,
     train_and_evaluate,
 )
-from training.sft_data import load_sft_splits, tokenize_dataset
+from training.sft_data import dataset_splits, load_sft_splits, tokenize_dataset
 from training.trainer_args import build_trainer_args
 
 log = logging.getLogger(__name__)
@@ -51,12 +51,27 @@ def peft_lora_config(lora, task_type: str):
     )
 
 
+def without_missing_default_eval(recipe: SFTRecipe) -> SFTRecipe:
+    """A dataset built with `eat wiki sft --val-fraction 0` has no validation split: with the default
+    `data.eval_split` the run trains without evaluating (a warning says so); an eval split the recipe names
+    explicitly must exist (load_sft_splits says so in one line)."""
+    d = recipe.data
+    if d.eval_split is None or "eval_split" in d.model_fields_set:
+        return recipe
+    splits = dataset_splits(d.path)
+    if splits is None or d.eval_split in splits:
+        return recipe
+    log.warning("%s has no %r split: training without evaluation", d.path, d.eval_split)
+    return recipe.model_copy(update={"data": d.model_copy(update={"eval_split": None})})
+
+
 def run_sft(recipe: SFTRecipe, callbacks: list | None = None) -> dict[str, Any]:
     """Train, evaluate and write the output folder; returns the final metrics.
 
     `callbacks` are extra transformers TrainerCallbacks (tests use them to watch parameters).
     """
     refuse_broken_distributed(recipe.method)
+    recipe = without_missing_default_eval(recipe)
     t, d = recipe.training, recipe.data
     # Mistakes in paths are reported before the heavy imports below (seconds) and long before any tokenising.
     if (done := preflight(recipe)) is not None:

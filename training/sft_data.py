@@ -22,6 +22,16 @@ from eat.errors import UserError
 IGNORE_INDEX = -100
 
 
+def dataset_splits(path: str | Path) -> list[str] | None:
+    """The split names of a `save_to_disk` DatasetDict, read from its dataset_dict.json (None: not one)."""
+    import json
+
+    try:
+        return list(json.loads((Path(path) / "dataset_dict.json").read_text("utf-8"))["splits"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load_sft_splits(path: str | Path, splits: list[str]):
     """Load the requested splits of a `save_to_disk` DatasetDict, with one-line errors for bad input."""
     import datasets

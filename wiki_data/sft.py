@@ -46,6 +46,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -54,6 +55,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
+from eat import languages
 from eat.config import StrictModel
 from eat.errors import UserError
 from eat.io import atomic_dir, check_out
@@ -61,7 +63,6 @@ from eat.io import atomic_dir, check_out
 SFT_TASKS = ("align", "to_english")
 SOURCES = ("pair", "mention")
 COLUMNS = ("messages", "task", "lang", "qid", "en_title", "type", "answer_start", "source")
-UNSPACED_LANGS = ("zh", "ja")  # sentences are joined without a space in these languages
 POSITION_BINS = 5
 MENTION_TEST_FILE = "align_test_mentions.jsonl"
 
@@ -272,8 +273,26 @@ def load_mention_rows(dirs: list[Path]) -> list[tuple[dict, TargetInfo | None]]:
     return out
 
 
+_LANG_CODE = re.compile(r"^[a-z]{2,3}(?:[-_][a-z0-9]{2,8})*$")
+
+
+def schema_problem(row: dict) -> str | None:
+    """Why a pairs or mentions row is outside the schema's values (never passed into chats), or None."""
+    if not isinstance(row.get("lang"), str) or not _LANG_CODE.match(row["lang"].lower()):
+        return "language code outside the schema"
+    from wiki_data.schema import ENTITY_TYPES  # pyarrow: kept off `eat wiki --help`
+
+    if row.get("type") is not None and row["type"] not in ENTITY_TYPES:
+        return "entity type outside PER/LOC/ORG/MISC"
+    if not (row.get("en_title") or "").strip():
+        return "no English title"
+    return None
+
+
 def pair_source(row: dict) -> SourceRow | str:
     """A pairs row as a SourceRow, or why it is left out."""
+    if (problem := schema_problem(row)) is not None:
+        return problem
     sentence, surface = row["sentence"] or "", (row["surface"] or "").strip()
     if not surface or surface not in sentence:
         return "surface not in sentence"
@@ -293,6 +312,8 @@ def pair_source(row: dict) -> SourceRow | str:
 
 def mention_source(row: dict, target: TargetInfo | None) -> SourceRow | str:
     """A mentions row as a SourceRow (answer: the anchor, spaces trimmed), or why it is left out."""
+    if (problem := schema_problem(row)) is not None:
+        return f"mentions: {problem}"
     sentence, surface, start = row["sentence"] or "", row["surface"] or "", row["start"]
     if not surface.strip():
         return "mentions: empty anchor"
@@ -488,10 +509,6 @@ def split_by_entity(examples: list[dict], val_fraction: float, seed: int) -> tup
 # ------------------------------------------------------------------------------------------ shifting
 
 
-def _joiner(lang: str) -> str:
-    return "" if lang.split("-")[0].lower() in UNSPACED_LANGS else " "
-
-
 def _filler_pools(examples: list[dict]) -> dict[str, list[tuple[str, str]]]:
     """Per language, the distinct (sentence, entity) of the align rows given, sorted (input order free)."""
     pools: dict[str, set[tuple[str, str]]] = {}
@@ -509,7 +526,7 @@ def shifted_sentence(ex: dict, pool: list[tuple[str, str]], rng: random.Random) 
     fits (a tiny pool, or an answer that occurs earlier in its own sentence).
     """
     sentence, answer = ex["_values"]["sentence"], ex["_answer"]
-    join = _joiner(ex["lang"])
+    join = languages.joiner(ex["lang"])
     wanted = 1 + (rng.random() < 0.5)
     chosen: list[str] = []
     for _ in range(32):
@@ -948,13 +965,19 @@ def build_sft(cfg: SFTConfig) -> dict[str, list[dict]]:
     examples, info.mix = mix_sources(examples, cfg.mention_fraction, cfg.seed)
     examples = cap_languages(examples, cfg.max_per_lang, cfg.balance, cfg.seed)
     train, valid = split_by_entity(examples, cfg.val_fraction, cfg.seed)
+    if not train:
+        raise UserError(
+            f"the train split is empty after the split by entity (--val-fraction {cfg.val_fraction} of "
+            f"{len({ex['_entity'] for ex in examples})} entities); lower --val-fraction"
+        )
     # both tests from the plain rows, before shifting
     test_items = align_test_items(valid, cfg.seed, prompts)
     val_entities = {ex["_entity"] for ex in valid}
     mention_items = (
         mention_test_items(all_mentions, val_entities, cfg.seed, prompts) if cfg.mentions else None
     )
-    splits = {"train": train, "validation": valid}
+    # --val-fraction 0: no validation split at all (training then runs without evaluation).
+    splits = {"train": train, "validation": valid} if cfg.val_fraction > 0 else {"train": train}
     for name, split_rows in splits.items():  # fillers from the row's own split: no sentence crosses the split
         shift_split(split_rows, cfg.shift_fraction, cfg.seed, prompts)
         if cfg.balance_positions:

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from eat.errors import UserError
 from eat.prompts import load_prompts
 from wiki_data.schema import mention_shard_name, mentions_table, pairs_table, shard_name
-from wiki_data.sft import POSITION_BINS, mix_counts
+from wiki_data.sft import POSITION_BINS, SFTConfig, build_sft, mix_counts
 from wiki_data.sft_cli import register
 from wiki_data.variants import english_variants, strip_disambiguator
 
@@ -926,3 +926,44 @@ def test_mention_inputs_errors(mined_dirs, tmp_path):
     # --languages keeps a language that only one source has
     splits = build_from(tmp_path / "zh", [mined_dirs["ru"]], [mined_dirs["zh"]], "--languages", "zh")
     assert {(r["lang"], r["source"]) for r in all_rows(splits)} == {("zh", "mention")}
+
+
+def test_val_fraction_zero_gives_a_train_only_dataset_that_training_accepts(tmp_path, tiny_lm):
+    """--val-fraction 0: no validation split; `eat train` with the default recipe trains without evaluating."""
+    from datasets import load_from_disk
+
+    from eat.recipes import load_recipe
+    from training.sft import run_sft
+    from wiki_data.schema import pairs_table
+
+    pairs = tmp_path / "pairs"
+    pairs.mkdir()
+    rows = [
+        {"lang": "ja", "page_id": i, "title": f"東京{i}", "surface": f"東京{i}", "en_title": f"Tokyo {i}",
+         "qid": f"Q{i}", "type": "LOC", "type_source": "wikidata", "sentence": f"東京{i}は都市である。", "aliases": []}
+        for i in range(6)
+    ]  # fmt: skip
+    pq.write_table(pairs_table(rows), pairs / "pairs-00000.parquet")
+    out = tmp_path / "sft"
+    build_sft(SFTConfig(pairs=[pairs], out=out, tasks=["align"], val_fraction=0.0))
+    assert list(load_from_disk(str(out))) == ["train"]
+    recipe = load_recipe(
+        "tiny_sft_cpu",
+        [f"model.name_or_path={tiny_lm}", f"data.path={out}", f"training.output_dir={tmp_path / 'run'}",
+         "training.max_steps=1", "training.save_steps=1", "data.max_length=512"],
+        kinds=["sft"],
+    )  # fmt: skip
+    assert recipe.data.eval_split == "validation"  # the default, which the dataset does not have
+    metrics = run_sft(recipe)
+    assert metrics["global_step"] == 1 and "eval_loss" not in metrics
+
+
+def test_rows_outside_the_schema_never_become_chats(tmp_path):
+    from wiki_data.sft import pair_source
+
+    base = {"lang": "ja", "page_id": 1, "qid": None, "en_title": "Tokyo", "type": "LOC", "aliases": [],
+            "surface": "東京", "sentence": "東京は都市。"}  # fmt: skip
+    assert not isinstance(pair_source(base), str)
+    assert pair_source(base | {"type": "CITY"}) == "entity type outside PER/LOC/ORG/MISC"
+    assert pair_source(base | {"lang": "日本"}) == "language code outside the schema"
+    assert pair_source(base | {"en_title": " "}) == "no English title"
