@@ -112,6 +112,15 @@ def merge(**kwargs) -> None:
     from training.merge import merge_adapter
 
     cfg = model_from_options(MergeConfig, kwargs)
+    if cfg.push_to_hub:  # before minutes of merging: a typo or an offline machine is one line now
+        from eat.errors import UserError
+        from eat.hub import check_repo_id, hub_reachable
+
+        check_repo_id(cfg.push_to_hub)
+        if not hub_reachable():
+            raise UserError(
+                f"--push-to-hub {cfg.push_to_hub}: the Hugging Face Hub is not reachable from here"
+            )
     report = merge_adapter(cfg)
     console.print(
         f"merged into {cfg.out}: greedy outputs agree on {report['agreeing']}/{report['samples']} sample prompts "
@@ -121,3 +130,9 @@ def merge(**kwargs) -> None:
         highlight=False,
         soft_wrap=True,
     )
+    if cfg.push_to_hub:
+        from eat.hub import push_folder
+
+        console.print(
+            f"pushed to {push_folder(cfg.out, cfg.push_to_hub, 'model', cfg.private, 'eat train merge')}"
+        )

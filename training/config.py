@@ -196,3 +196,7 @@ class MergeConfig(StrictModel):
         "auto", description="dtype of the merged weights (auto: bf16 on GPU, fp32 on CPU)."
     )
     overwrite: bool = Field(False, description="Replace --out if it exists.")
+    push_to_hub: str | None = Field(
+        None, description="Also upload the merged model (with its card) to this Hub model repo (ORG/NAME)."
+    )
+    private: bool = Field(False, description="With --push-to-hub: create the Hub repo as private.")

@@ -17,7 +17,7 @@ from typing import Any
 
 from eat.compat import load_checkpoint_weights, restore_train_token_count, skip_checkpoint_model_cards
 from eat.errors import UserError
-from training.trainer_args import check_trainer_args
+from training.trainer_args import check_trainer_args, hub_push
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 
@@ -232,13 +232,17 @@ def model_card(
     *, title: str, recipe: Any, base_model: str, data_lines: list[str], metrics: dict[str, Any], usage: str
 ) -> str:
     """A README.md for the run: what was trained on what, with which settings, and how it scored."""
+    from eat.hub import CARD_TAGS, front_matter
+
+    library = "peft" if getattr(recipe, "method", "full") in ("lora", "qlora") else "transformers"
     lines = [
-        "---",
-        f"base_model: {base_model}",
-        "library_name: "
-        + ("peft" if getattr(recipe, "method", "full") in ("lora", "qlora") else "transformers"),
-        "tags: [eat-ner, " + recipe.kind + "]",
-        "---",
+        front_matter(
+            "model",
+            base_model=base_model,
+            library_name=library,
+            tags=[*CARD_TAGS, recipe.kind, getattr(recipe, "method", "full")],
+            pipeline_tag="text-generation" if recipe.kind == "sft" else "text2text-generation",
+        ).rstrip("\n"),
         "",
         f"# {title}",
         "",
@@ -435,5 +439,10 @@ def finish_run(
         write_run_files(output_dir, recipe, text, metrics)
         for name, data in (extra_json or {}).items():
             write_json(Path(output_dir) / name, data)
+        if (push := hub_push(recipe)) is not None:  # training.trainer_args.push_to_hub, hub_model_id, ...
+            from eat.hub import push_folder
+
+            url = push_folder(output_dir, push[0], "model", push[1], "eat train")
+            log.info("pushed %s to %s", output_dir, url)
     PartialState().wait_for_everyone()
     return metrics

@@ -182,6 +182,9 @@ def build_trainer_args(recipe, precision: str):
     cls = config_class(recipe.kind)
     check_passthrough_keys(recipe.kind, passthrough, cls)
     kwargs = {**recipe_arguments(recipe, precision, has_eval(recipe)), **kind_arguments(recipe)}
+    # The Hub upload happens once, with the finished run's card (training.runs.finish_run, eat.hub), not from
+    # inside Trainer at every save; hub_model_id and hub_private_repo still say where.
+    passthrough = {**passthrough, "push_to_hub": False} if "push_to_hub" in passthrough else passthrough
     try:
         return cls(**kwargs, **passthrough)
     except (TypeError, ValueError) as exc:
@@ -205,6 +208,27 @@ def check_trainer_args(recipe) -> None:
     passthrough = recipe.training.trainer_args
     if passthrough:
         check_passthrough_keys(recipe.kind, passthrough, config_class(recipe.kind))
+    if hub_push(recipe) is not None:  # an offline machine learns it now, not after the training
+        from eat.hub import check_repo_id, hub_reachable
+
+        repo, _ = hub_push(recipe)
+        if not repo:
+            raise UserError(
+                "training.trainer_args.push_to_hub needs training.trainer_args.hub_model_id=ORG/NAME (the repo)"
+            )
+        check_repo_id(repo)
+        if not hub_reachable():
+            raise UserError(
+                f"training.trainer_args.push_to_hub: the Hugging Face Hub is not reachable from here (for {repo})"
+            )
+
+
+def hub_push(recipe) -> tuple[str, bool] | None:
+    """(repo id, private) when the recipe asks for its run to be pushed to the Hub, else None."""
+    passthrough = recipe.training.trainer_args or {}
+    if not passthrough.get("push_to_hub"):
+        return None
+    return str(passthrough.get("hub_model_id") or ""), bool(passthrough.get("hub_private_repo"))
 
 
 def _class_name(cls: type) -> str:

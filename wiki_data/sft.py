@@ -118,6 +118,11 @@ class SFTConfig(StrictModel):
         0, description="Seed for name variants, mixing, capping, shifting, balancing and the split."
     )
     overwrite: bool = Field(False, description="Replace an existing output folder.")
+    push_to_hub: str | None = Field(
+        None,
+        description="Also upload the dataset folder, with its card, to this Hub dataset repo (ORG/NAME).",
+    )
+    private: bool = Field(False, description="With --push-to-hub: create the Hub repo as private.")
 
     @field_validator("tasks")
     @classmethod
@@ -865,7 +870,18 @@ def dataset_card(
     entities = {s: len({ex["_entity"] for ex in rows}) for s, rows in splits.items()}
     read = [f"pairs read: {info.pairs_read:,}"] if cfg.pairs else []
     read += [f"mentions read: {info.mentions_read:,}"] if cfg.mentions else []
+    from eat.hub import CARD_TAGS, front_matter
+
+    langs = sorted({ex["lang"] for rows in splits.values() for ex in rows})
     lines = [
+        front_matter(
+            "dataset",
+            language=langs,
+            tags=[*CARD_TAGS, "entity-alignment"],
+            task_categories=["text-generation"],
+            pretty_name="EAT entity-alignment chats",
+        ).rstrip("\n"),
+        "",
         "# Entity-alignment instruction dataset",
         "",
         "Chat rows (`messages`: list of `{role, content}`) built by `eat wiki sft` from entity pairs"
@@ -955,6 +971,14 @@ def build_sft(cfg: SFTConfig) -> dict[str, list[dict]]:
     if cfg.mention_fraction is not None and not (cfg.pairs and cfg.mentions):
         raise UserError("--mention-fraction needs both --pairs and --mentions")
     check_out(cfg.out, cfg.overwrite, [*cfg.pairs, *cfg.mentions])
+    if cfg.push_to_hub:  # before the work: a typo or an offline machine is one line now, not after the build
+        from eat.hub import check_repo_id, hub_reachable
+
+        check_repo_id(cfg.push_to_hub)
+        if not hub_reachable():
+            raise UserError(
+                f"--push-to-hub {cfg.push_to_hub}: the Hugging Face Hub is not reachable from here"
+            )
     prompts = load_prompts(cfg.prompts)
     sources, info = load_sources(cfg)
     examples, info.duplicates = dedupe(build_examples(sources, cfg, prompts))

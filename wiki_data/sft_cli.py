@@ -35,6 +35,10 @@ def sft(**kwargs) -> None:
     splits = build_sft(cfg)
     report(summary_table(splits))
     report(f"wrote {cfg.out} ({', '.join(f'{s} {len(r):,}' for s, r in splits.items())} rows)")
+    if cfg.push_to_hub:
+        from eat.hub import push_folder
+
+        report(f"pushed to {push_folder(cfg.out, cfg.push_to_hub, 'dataset', cfg.private, 'eat wiki sft')}")
 
 
 @click.command("import-eat")
