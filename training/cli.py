@@ -21,8 +21,15 @@ class LaunchOptions(StrictModel):
     )
     num_processes: int = Field(1, ge=1, description="Processes to start with --launch (one per GPU).")
     accelerate_config: str | None = Field(
-        None, description="accelerate config file to use instead of recipes/accelerate/<launch>.yaml."
+        None,
+        description="accelerate config file to use instead of the shipped one for --launch (eat recipes ls).",
     )
+    num_machines: int = Field(1, ge=1, description="Machines in the run (run the same command on each).")
+    machine_rank: int = Field(0, ge=0, description="This machine's rank, 0 on the --main-process-ip machine.")
+    main_process_ip: str | None = Field(
+        None, description="Address of machine 0 (needed with --num-machines > 1)."
+    )
+    main_process_port: int = Field(29500, ge=1, le=65535, description="Port of the rendezvous on machine 0.")
 
 
 @click.group(cls=DefaultCommandGroup, default_command="run")
@@ -74,10 +81,12 @@ def run(recipe: str, overrides: tuple[str, ...], **kwargs) -> None:
     opts = model_from_options(LaunchOptions, kwargs)
     # Validate here first: a typo fails in one line before any process or model is started.
     loaded = load_recipe(recipe, list(overrides), kinds=["sft", "ner_tagger"])
-    if not opts.launch and (opts.num_processes != 1 or opts.accelerate_config):
-        raise UserError("--num-processes and --accelerate-config need --launch ddp|fsdp|zero2")
+    if not opts.launch and (opts.num_processes != 1 or opts.accelerate_config or opts.num_machines != 1):
+        raise UserError(
+            "--num-processes, --num-machines and --accelerate-config need --launch ddp|fsdp|zero2"
+        )
     if opts.launch:
-        from training.launch import launch
+        from training.launch import Machines, launch
         from training.runs import preflight
 
         if preflight(loaded) is not None:  # finished already: nothing to launch
@@ -93,6 +102,9 @@ def run(recipe: str, overrides: tuple[str, ...], **kwargs) -> None:
             num_processes=opts.num_processes,
             method=getattr(loaded, "method", "full"),
             accelerate_config=opts.accelerate_config,
+            machines=Machines(
+                opts.num_machines, opts.machine_rank, opts.main_process_ip, opts.main_process_port
+            ),
         )
         raise click.exceptions.Exit(rc)
     metrics = run_recipe(recipe, overrides)

@@ -1,27 +1,53 @@
 """`eat train RECIPE --launch ddp|fsdp|zero2 --num-processes N`: start N training processes.
 
-On GPUs this calls `accelerate launch` with one of recipes/accelerate/*.yaml. Without a GPU it calls
+On GPUs this calls `accelerate launch` with one of the shipped accelerate configs (eat/data/recipes/accelerate,
+found in the installed package). Without a GPU it calls
 `torch.distributed.run` (torchrun) with the gloo backend: `accelerate launch --cpu --num_processes N` was seen
 to start a single process on a machine without GPUs, while torchrun reliably gives a world of N.
 Each process runs `python -m training RECIPE [key=value ...]` (training/__main__.py).
+
+Several machines: run the same command on each with `--num-machines M --machine-rank R --main-process-ip HOST
+--main-process-port P` (R = 0 on HOST). `--num-processes` counts the processes of one machine; the world is
+M x N. accelerate gets its total (`--num_processes M*N`, `--num_machines`, `--machine_rank`, ...); torchrun on
+CPU gets a static rendezvous (`--nnodes M --node_rank R --master_addr HOST --master_port P`).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from eat.errors import UserError
 
-ACCELERATE_DIR = Path(__file__).resolve().parents[1] / "recipes" / "accelerate"
 MODES = ("ddp", "fsdp", "zero2")
 
 
+@dataclass(frozen=True)
+class Machines:
+    """Where this machine sits in a multi-machine run (the default: one machine)."""
+
+    count: int = 1
+    rank: int = 0
+    main_ip: str | None = None
+    main_port: int = 29500
+
+    def check(self) -> None:
+        if self.count < 1 or not 0 <= self.rank < self.count:
+            raise UserError(
+                f"--machine-rank {self.rank} must be in 0..{self.count - 1} (--num-machines {self.count})"
+            )
+        if self.count > 1 and not self.main_ip:
+            raise UserError("--num-machines > 1 needs --main-process-ip (the address of machine 0)")
+
+
 def accelerate_config_for(mode: str, method: str) -> Path:
+    from eat.recipes import accelerate_config
+
     name = "fsdp_qlora" if (mode == "fsdp" and method == "qlora") else mode
-    path = ACCELERATE_DIR / f"{name}.yaml"
+    path = accelerate_config(name)
     if not path.is_file():
         raise UserError(
             f"accelerate config for --launch {mode} not found; pass --accelerate-config FILE", path=path
@@ -62,8 +88,10 @@ def launch_command(
     method: str,
     accelerate_config: str | None = None,
     gpu_count: int | None = None,
+    machines: Machines = Machines(),
 ) -> list[str]:
-    """The command line that starts the processes (torchrun on CPU, accelerate launch on GPUs)."""
+    """The command line that starts this machine's processes (torchrun on CPU, accelerate launch on GPUs)."""
+    machines.check()
     if mode not in MODES:
         raise UserError(f"--launch must be one of {', '.join(MODES)} (got {mode!r})")
     if num_processes < 1:
@@ -84,11 +112,16 @@ def launch_command(
                 "--accelerate-config applies to GPU launches (accelerate launch); on CPU, --launch ddp runs "
                 "torchrun without one: drop --accelerate-config"
             )
+        if machines.count == 1:
+            rendezvous = ["--standalone"]
+        else:
+            rendezvous = ["--nnodes", str(machines.count), "--node_rank", str(machines.rank),
+                          "--master_addr", str(machines.main_ip), "--master_port", str(machines.main_port)]  # fmt: skip
         return [
             sys.executable,
             "-m",
             "torch.distributed.run",
-            "--standalone",
+            *rendezvous,
             "--nproc_per_node",
             str(num_processes),
             *script,
@@ -99,6 +132,10 @@ def launch_command(
     if not config.is_file():
         raise UserError("accelerate config not found", path=config)
     check_accelerate_config(config, method)
+    multi = []
+    if machines.count > 1:
+        multi = ["--num_machines", str(machines.count), "--machine_rank", str(machines.rank),
+                 "--main_process_ip", str(machines.main_ip), "--main_process_port", str(machines.main_port)]  # fmt: skip
     return [
         sys.executable,
         "-m",
@@ -106,7 +143,8 @@ def launch_command(
         "--config_file",
         str(config),
         "--num_processes",
-        str(num_processes),
+        str(num_processes * machines.count),
+        *multi,
         *script,
     ]
 

@@ -183,3 +183,60 @@ def test_bad_inputs_are_one_line_errors(tiny_lm, sft_dataset, tmp_path):
     )
     _one_line_exit_2(run_eat("train", str(recipe), "method=qlra"), "method")
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_multi_machine_launch_commands():
+    from training.launch import Machines
+
+    two = Machines(count=2, rank=1, main_ip="10.0.0.1", main_port=29600)
+    cpu = launch_command("r.yaml", [], mode="ddp", num_processes=1, method="lora", gpu_count=0, machines=two)
+    assert cpu[1:12] == ["-m", "torch.distributed.run", "--nnodes", "2", "--node_rank", "1", "--master_addr",
+                         "10.0.0.1", "--master_port", "29600", "--nproc_per_node"]  # fmt: skip
+    gpu = launch_command(
+        "r.yaml", [], mode="fsdp", num_processes=8, method="qlora", gpu_count=8, machines=two
+    )
+    i = gpu.index("--num_processes")
+    assert gpu[i : i + 12] == ["--num_processes", "16", "--num_machines", "2", "--machine_rank", "1",
+                               "--main_process_ip", "10.0.0.1", "--main_process_port", "29600", "-m", "training"]  # fmt: skip
+    assert "eat/data/recipes/accelerate/fsdp_qlora.yaml" in gpu[gpu.index("--config_file") + 1]
+    with pytest.raises(UserError, match="needs --main-process-ip"):
+        launch_command(
+            "r.yaml", [], mode="ddp", num_processes=1, method="lora", gpu_count=0, machines=Machines(2, 0)
+        )
+    with pytest.raises(UserError, match=r"--machine-rank 2 must be in 0\.\.1"):
+        launch_command(
+            "r.yaml",
+            [],
+            mode="ddp",
+            num_processes=1,
+            method="lora",
+            gpu_count=0,
+            machines=Machines(2, 2, "h"),
+        )
+
+
+@pytest.mark.slow
+def test_two_machines_of_one_process_make_a_world_of_two(tiny_lm, sft_dataset, tmp_path):
+    """Two `eat train --launch ddp --num-machines 2` on 127.0.0.1 (machine ranks 0 and 1): one world of 2."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    recipe = make_recipe(
+        tiny_lm, sft_dataset, tmp_path / "run", "training.max_steps=2", "training.save_steps=2"
+    )
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(recipe.model_dump(mode="json")), encoding="utf-8")
+    cmd = [sys.executable, "-m", "eat", "train", str(path), "--launch", "ddp", "--num-processes", "1",
+           "--num-machines", "2", "--main-process-ip", "127.0.0.1", "--main-process-port", str(port)]  # fmt: skip
+    procs = [
+        subprocess.Popen([*cmd, "--machine-rank", str(r)], stderr=subprocess.PIPE, text=True) for r in (0, 1)
+    ]
+    errs = [p.communicate(timeout=600)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errs[0][-2000:] + errs[1][-2000:]
+    assert "--nnodes 2 --node_rank 1" in errs[1]
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["global_step"] == 2
