@@ -41,6 +41,10 @@ class EvalRecipe(StrictModel):
     )
     lang: str = Field(description="Language code of the test sentences (zh, ja, ko, ru, ar, ...).")
     out: str = Field(description="Run folder: predictions.jsonl, metrics.json, report.md and stage caches.")
+    report_to: list[str] = Field(
+        default_factory=list,
+        description="Also send the scores to these trackers: tensorboard (RUN/tensorboard), wandb, mlflow, trackio.",
+    )
     backend: Literal["hf", "openai", "vllm"] = Field("hf", description="How the LLM is run.")
     mode: Literal["eat", "translate-test", "direct"] = Field(
         "eat",

@@ -35,6 +35,8 @@ from evaluation.metrics import score_all
 from evaluation.pipeline import Pipeline
 from evaluation.records import write_predictions
 from evaluation.report import render_report
+from evaluation.tracking import check_report_to
+from evaluation.tracking import report as report_to_trackers
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,7 @@ def run_eval(
     if backend is None:
         check_model_inputs(cfg)
     check_writable(out)  # before the models load
+    check_report_to(cfg.report_to)
     # One `eat eval` per run folder at a time: two would interleave their stage caches.
     with output_lock(out / LOCK_NAME):
         remove_leftovers(out)
@@ -179,4 +182,7 @@ def _run_locked(cfg: EvalRecipe, out: Path, sentences, backend, tagger) -> dict:
     dump_config(cfg, out / "config.yaml")
     with atomic_open(out / "report.md") as fh:
         fh.write(render_report(metrics))
+    if cfg.report_to:
+        sent = report_to_trackers(metrics, cfg.report_to, out, out.name)
+        log.info("scores sent to %s", ", ".join(sent))
     return metrics

@@ -117,7 +117,9 @@ class TrainingConfig(StrictModel):
         "(Trainer.train(resume_from_checkpoint=...)).",
     )
     report_to: list[str] = Field(
-        default_factory=lambda: ["tensorboard"], description="Loggers (tensorboard, wandb, none)."
+        default_factory=lambda: ["tensorboard"],
+        description="Experiment trackers, as TRL takes them: tensorboard, wandb, mlflow, trackio (or none); each "
+        "needs its package installed, checked before anything loads.",
     )
     use_cpu: bool = Field(False, description="Train on CPU even when a GPU is present.")
     trainer_args: dict[str, Any] | None = Field(

@@ -170,7 +170,30 @@ def preflight(recipe: Any) -> dict[str, Any] | None:
             if f and not Path(f).is_file():
                 raise UserError("CoNLL file not found", path=f)
     check_trainer_args(recipe)
+    check_trackers(recipe.training.report_to)
     return None
+
+
+# Tracker name (as transformers' report_to takes it) -> the module it needs.
+TRACKERS = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow", "trackio": "trackio"}
+
+
+def check_trackers(report_to: list[str]) -> None:
+    """Unknown trackers, and trackers whose package is missing, are one line before the run (transformers
+    would fail at trainer creation, after the data and model have loaded)."""
+    import importlib.util
+
+    for name in report_to:
+        if name == "none":
+            continue
+        if name not in TRACKERS:
+            raise UserError(
+                f"training.report_to: unknown tracker {name!r} (use {', '.join(TRACKERS)} or none)"
+            )
+        if importlib.util.find_spec(TRACKERS[name]) is None:
+            raise UserError(
+                f"training.report_to: {name} is not installed (pip install {name}), or drop it from report_to"
+            )
 
 
 def _step(checkpoint: Path) -> int:

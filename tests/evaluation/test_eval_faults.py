@@ -33,7 +33,9 @@ def test_a_utf8_bom_is_not_glued_to_the_first_token(tmp_path):
         and [(e.start, e.end, e.type) for e in s.gold] == [(0, 2, "LOC")]
     )
     jsonl = tmp_path / "bom.jsonl"
-    jsonl.write_bytes('\ufeff{"text": "北京", "entities": [{"type": "LOC", "start": 0, "end": 2}]}\n'.encode())
+    jsonl.write_bytes(
+        '\ufeff{"text": "北京", "entities": [{"type": "LOC", "start": 0, "end": 2}]}\n'.encode()
+    )
     assert load_dataset_file(jsonl, "auto", "zh")[0].text == "北京"
 
 
@@ -86,3 +88,35 @@ def test_a_second_eval_into_the_same_run_folder_is_refused(tmp_path):
     assert (tmp_path / "run" / "predictions.jsonl").is_file() and (
         tmp_path / "run" / ".eat-output.json"
     ).is_file()
+
+
+def test_eval_scores_go_to_tensorboard_and_missing_trackers_are_one_line(tmp_path, monkeypatch):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    path = tmp_path / "zh.tsv"
+    path.write_text("北\tB-LOC\n京\tI-LOC\n", "utf-8")
+    cfg = EvalRecipe(
+        model="scripted",
+        data=str(path),
+        lang="zh",
+        out=str(tmp_path / "run"),
+        mode="direct",
+        report_to=["tensorboard"],
+    )
+    metrics = run_eval(cfg, backend=ScriptedBackend({}))
+    (events,) = (tmp_path / "run" / "tensorboard").glob("events.out.tfevents.*")
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    assert acc.Scalars("eval/entity_f1")[0].value == pytest.approx(metrics["entity"]["f1"])
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "wandb" else real(name, *a)
+    )
+    for bad, message in ((["comet"], "unknown tracker 'comet'"), (["wandb"], "wandb is not installed")):
+        with pytest.raises(UserError, match=message):
+            run_eval(
+                cfg.model_copy(update={"report_to": bad, "out": str(tmp_path / "other")}),
+                backend=ScriptedBackend({}),
+            )

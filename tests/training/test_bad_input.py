@@ -87,3 +87,21 @@ def test_hub_id_on_an_offline_machine_fails_at_once(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     check_model_path("some-org/some-model")  # reachable: left to from_pretrained
     _hub_resolves.cache_clear()
+
+
+def test_trackers_are_checked_before_anything_loads(monkeypatch):
+    import importlib.util
+
+    from training.runs import check_trackers
+
+    check_trackers(["tensorboard", "none"])
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a)
+    )
+    with pytest.raises(
+        UserError, match=r"training.report_to: mlflow is not installed \(pip install mlflow\)"
+    ):
+        check_trackers(["mlflow"])
+    with pytest.raises(UserError, match="unknown tracker 'comet'"):
+        check_trackers(["comet"])
