@@ -72,6 +72,16 @@ def recipes_cp(name: str, dest: str) -> None:
     click.echo(f"copied {name} to {copy_recipe(name, dest)}")
 
 
+def _exit_now(code: int) -> None:
+    """Exit without waiting for worker threads still blocked in I/O (an HTTP request to a silent server would
+    hold a normal exit for its whole timeout). Everything finished is already on disk: writes are atomic."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def _one_line(exc: UserError) -> None:
     from rich.markup import escape
 
@@ -99,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:  # Ctrl-C while click had control
         click.echo("aborted; finished work is kept, re-run to resume", err=True)
-        sys.exit(130)
+        _exit_now(130)
     except UserError as exc:
         if _state["debug"]:
             raise
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> None:
         _one_line(user)
     except KeyboardInterrupt:
         click.echo("interrupted; finished work is kept, re-run to resume", err=True)
-        sys.exit(130)
+        _exit_now(130)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -79,9 +79,25 @@ class EvalRecipe(StrictModel):
         description="Environment variable holding the API key (backend openai); never logged.",
     )
     concurrency: int = Field(8, ge=1, description="Requests in flight at once (backend openai).")
-    timeout: float = Field(120.0, gt=0, description="Seconds per request (backend openai).")
+    timeout: float = Field(
+        60.0,
+        gt=0,
+        description="Seconds to wait for one reply before retrying (backend openai); a warning "
+        "comes after 5 s without any reply.",
+    )
     max_retries: int = Field(
-        4, ge=0, description="Retries per request with exponential backoff (backend openai)."
+        4,
+        ge=0,
+        description="Retries per request (backend openai): backoff, Retry-After honoured (each wait "
+        "at most 60 s); 4xx other than 408/409/429 are not retried.",
+    )
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Extra request fields for vLLM/SGLang servers (backend openai), e.g. {top_k: 20, "
+        "repetition_penalty: 1.05, guided_choice: [...]}.",
+    )
+    served_model_name: str | None = Field(
+        None, description="Name the server knows the model by (backend openai; default: --model)."
     )
     device: str | None = Field(
         None, description="torch device for hf models (default: cuda if available, else cpu)."

@@ -43,6 +43,8 @@ def make_backend(cfg: EvalRecipe) -> ChatBackend:
             concurrency=cfg.concurrency,
             timeout=cfg.timeout,
             max_retries=cfg.max_retries,
+            extra_body=cfg.extra_body,
+            served_model_name=cfg.served_model_name,
         )
     from evaluation.backends.vllm import VLLMBackend
 

@@ -1,24 +1,39 @@
-"""Any OpenAI-compatible server (`vllm serve`, hosted APIs; the tests run one on loopback).
+"""Any OpenAI-compatible server (`vllm serve`, SGLang, llama.cpp's server, hosted APIs), through the maintained
+`openai` client.
 
-Requests run concurrently up to a limit; transient failures (connection errors, timeouts, 429, 5xx) are
-retried with exponential backoff; when a server stays unreachable the run stops with one clear line, and the
-pipeline keeps every reply already cached so a re-run resumes. The API key is read from the environment
-variable named in the config and never appears in messages or logs.
+The client retries what can succeed later (connection errors, timeouts, 408/409/429/5xx) with backoff and
+honours `Retry-After` (each wait capped by the client at 60 s, so the total is at most max_retries x 60 s), and
+never retries other 4xx. Requests run concurrently up to a limit. What this module adds:
+- every failure is one line that says which kind it is: rate limited, unreachable, refused (with the server's
+  words, credentials redacted), or not a chat completion; replies already received stay cached for a re-run;
+- a warning when a chunk of requests gets no reply for WAIT_WARNING_S, so a silent server is never silent;
+- Ctrl-C returns at once: waiting requests are cancelled and the connections closed;
+- vLLM/SGLang request fields (`top_k`, `repetition_penalty`, guided decoding...) go through `extra_body`, and
+  the name sent as `model` can differ from the recipe's model (`served_model_name`).
+The API key is read from the environment variable named in the config and never appears in messages or logs.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
-import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from eat.errors import UserError
 from evaluation.backends.base import Chat
 
 log = logging.getLogger(__name__)
-RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+WAIT_WARNING_S = 5.0
+_SECRETS = re.compile(r"(Bearer\s+)\S+|\bsk-[A-Za-z0-9_\-]{8,}|(?<=://)[^/@\s]+@", re.I)
+
+
+def redact(text: str) -> str:
+    """`Authorization: Bearer ...`, `sk-...` keys and URL userinfo replaced by `***`."""
+    return _SECRETS.sub(
+        lambda m: (m.group(1) or "") + "***" + ("@" if m.group(0).endswith("@") else ""), text
+    )
 
 
 class OpenAIBackend:
@@ -30,75 +45,107 @@ class OpenAIBackend:
         model: str,
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 8,
-        timeout: float = 120.0,
+        timeout: float = 60.0,
         max_retries: int = 4,
-        backoff: float = 0.5,
+        extra_body: dict | None = None,
+        served_model_name: str | None = None,
     ) -> None:
         import httpx
+        import openai
 
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model = model
+        if not re.match(r"^https?://[^/\s]+", base_url or ""):
+            raise UserError(f"--base-url {base_url!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
+        self.base_url = base_url.rstrip("/")
+        self.model = served_model_name or model
         self.concurrency = concurrency
         self.chunk_size = concurrency * 4  # replies are cached after each chunk
         self.max_retries = max_retries
-        self.backoff = backoff
-        headers = {"Content-Type": "application/json"}
-        key = os.environ.get(api_key_env)
-        if key:
-            headers["Authorization"] = f"Bearer {key}"
-        self.client = httpx.Client(timeout=timeout, headers=headers)
-        self.requests = 0  # requests sent, retries included (for tests and logs)
+        self.extra_body = dict(extra_body or {})
+        self.requests = 0  # HTTP requests sent, retries included (for tests and logs)
         self._lock = threading.Lock()
 
-    def payload(self, chat: Chat, max_new_tokens: int, decoding: dict) -> dict:
+        def count(request) -> None:
+            with self._lock:
+                self.requests += 1
+
+        self.http = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), event_hooks={"request": [count]}
+        )
+        self.client = openai.OpenAI(
+            base_url=self.base_url,
+            api_key=os.environ.get(api_key_env) or "no-key",  # local servers need none; the client wants one
+            max_retries=max_retries,
+            http_client=self.http,
+        )
+
+    def request(self, chat: Chat, max_new_tokens: int, decoding: dict) -> dict:
+        """The keyword arguments of one chat.completions.create call."""
         body: dict = {"model": self.model, "messages": chat, "max_tokens": max_new_tokens}
+        extra = dict(self.extra_body)
         if decoding.get("do_sample"):
             body.update(temperature=decoding.get("temperature", 1.0), top_p=decoding.get("top_p", 1.0))
             # vLLM's extra sampling parameters; other servers ignore unknown keys.
-            for key in ("top_k", "repetition_penalty"):
-                if key in decoding:
-                    body[key] = decoding[key]
+            extra.update({k: decoding[k] for k in ("top_k", "repetition_penalty") if k in decoding})
         else:
             body["temperature"] = 0.0
         if "seed" in decoding:
             body["seed"] = decoding["seed"]
+        if extra:
+            body["extra_body"] = extra
         return body
 
-    def _one(self, body: dict) -> str:
-        import httpx
+    def _one(self, kwargs: dict) -> str:
+        import openai
 
-        problem = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            with self._lock:
-                self.requests += 1
-            try:
-                resp = self.client.post(self.url, json=body)
-            except httpx.TransportError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-                log.debug("request to %s failed (%s), attempt %d", self.url, problem, attempt + 1)
-                continue
-            if resp.status_code in RETRY_STATUS:
-                problem = f"HTTP {resp.status_code}"
-                log.debug("server answered %s, attempt %d", problem, attempt + 1)
-                continue
-            if resp.status_code != 200:
-                detail = resp.text[:200].replace("\n", " ")
-                raise UserError(f"server {self.url} refused the request: HTTP {resp.status_code} {detail}")
-            try:
-                return resp.json()["choices"][0]["message"]["content"] or ""
-            except (ValueError, KeyError, IndexError, TypeError):
-                raise UserError(f"server {self.url} sent a reply that is not a chat completion") from None
-        raise UserError(
-            f"server {self.url} unreachable after {self.max_retries + 1} tries ({problem}); "
-            "replies received so far are cached, re-run to resume"
-        )
+        tries = self.max_retries + 1
+        try:
+            completion = self.client.chat.completions.create(**kwargs)
+        except openai.RateLimitError:
+            raise UserError(
+                f"server {self.base_url} kept answering HTTP 429 (rate limited) after {tries} tries; replies "
+                "received so far are cached, re-run later to resume"
+            ) from None
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise UserError(
+                f"server {self.base_url} unreachable after {tries} tries ({redact(type(exc).__name__)}); replies "
+                "received so far are cached, re-run to resume"
+            ) from None
+        except openai.APIStatusError as exc:
+            detail = redact(" ".join(str(exc.message).split()))[:200]
+            if exc.status_code >= 500:
+                raise UserError(
+                    f"server {self.base_url} failed with HTTP {exc.status_code} after {tries} tries ({detail})"
+                ) from None
+            raise UserError(
+                f"server {self.base_url} refused the request: HTTP {exc.status_code} {detail}"
+            ) from None
+        try:
+            return completion.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError):
+            raise UserError(f"server {self.base_url} sent a reply that is not a chat completion") from None
 
     def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]:
-        bodies = [self.payload(chat, max_new_tokens, decoding) for chat in chats]
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._one, bodies))
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="eat-openai")
+        try:
+            futures = [pool.submit(self._one, self.request(c, max_new_tokens, decoding)) for c in chats]
+            pending = set(futures)
+            warned = False
+            while pending:
+                done, pending = wait(pending, timeout=WAIT_WARNING_S, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    fut.result()  # the first failure ends the chunk
+                if not done and not warned:
+                    log.warning(
+                        "no reply from %s for %.0f s (%d requests waiting; each gives up after %.0f s x %d tries)",
+                        self.base_url, WAIT_WARNING_S, len(pending), self.http.timeout.read or 0, self.max_retries + 1,
+                    )  # fmt: skip
+                    warned = True
+            return [f.result() for f in futures]
+        except BaseException:  # Ctrl-C or a failure: do not wait for requests still in flight
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=False)
 
     def close(self) -> None:
         self.client.close()

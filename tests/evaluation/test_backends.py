@@ -36,7 +36,7 @@ def test_openai_backend_matches_local_model(tiny_backend, monkeypatch):
 
 def test_retries_with_backoff_then_succeeds():
     with serving(ScriptedBackend({"東京": "Tokyo"}), fail_first=3) as server:
-        client = OpenAIBackend(server.base_url, "m", max_retries=3, backoff=0.01, concurrency=1)
+        client = OpenAIBackend(server.base_url, "m", max_retries=3, concurrency=1)
         assert client.generate(CHATS[:1], 4, {"do_sample": False}) == ["Tokyo"]
         assert server.requests == 4 and client.requests == 4
 
@@ -45,7 +45,7 @@ def test_unreachable_server_is_a_clear_error():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    client = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=2, backoff=0.01, timeout=2)
+    client = OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=2, timeout=2)
     with pytest.raises(UserError, match="unreachable after 3 tries"):
         client.generate(CHATS[:1], 4, {"do_sample": False})
     assert client.requests == 3
@@ -53,8 +53,8 @@ def test_unreachable_server_is_a_clear_error():
 
 def test_server_errors_that_are_not_transient():
     with serving(ScriptedBackend({})) as server:
-        client = OpenAIBackend(server.base_url.replace("/v1", "/v2"), "m", max_retries=3, backoff=0.01)
-        with pytest.raises(UserError, match="HTTP 404"):
+        client = OpenAIBackend(server.base_url.replace("/v1", "/v2"), "m", max_retries=3)
+        with pytest.raises(UserError, match="refused the request: HTTP 404"):
             client.generate(CHATS[:1], 4, {"do_sample": False})
         assert client.requests == 1  # not retried
 
@@ -82,7 +82,6 @@ def test_eval_through_openai_backend_keeps_key_secret(tmp_path, tiny_backend, mo
         from evaluation.backends import make_backend
 
         backend = make_backend(cfg)
-        backend.backoff = 0.01
         metrics = run_eval(cfg, backend=backend)
     assert metrics["backend"] == "openai" and metrics["counts"]["sentences"] == 1
     assert server.seen_auth[-1] == f"Bearer {SECRET}"
@@ -101,3 +100,72 @@ def test_vllm_backend_missing_is_a_user_error(monkeypatch):
 
     with pytest.raises(UserError, match=r"pip install eat-ner\[vllm\]"):
         VLLMBackend("some/model")
+
+
+def test_rate_limits_are_waited_out_as_the_server_asks_and_named_when_they_persist():
+    import time
+
+    with serving(
+        ScriptedBackend({"東京": "Tokyo"}), fail_first=1, fail_status=429, retry_after="1"
+    ) as server:
+        client = OpenAIBackend(server.base_url, "m", max_retries=2, concurrency=1)
+        t0 = time.monotonic()
+        assert client.generate(CHATS[:1], 4, {"do_sample": False}) == ["Tokyo"]
+        assert time.monotonic() - t0 >= 0.9 and server.requests == 2  # Retry-After: 1 honoured
+    with serving(ScriptedBackend({}), fail_first=99, fail_status=429, retry_after="0") as server:
+        client = OpenAIBackend(server.base_url, "m", max_retries=2, concurrency=1)
+        with pytest.raises(UserError, match=r"kept answering HTTP 429 \(rate limited\) after 3 tries"):
+            client.generate(CHATS[:1], 4, {"do_sample": False})
+
+
+def test_what_vllm_users_pass_reaches_the_server():
+    with serving(ScriptedBackend({"東京": "Tokyo"})) as server:
+        client = OpenAIBackend(
+            server.base_url,
+            "/models/qwen",
+            served_model_name="qwen-eat",
+            extra_body={"top_k": 20, "guided_choice": ["a"]},
+        )
+        client.generate(CHATS[:1], 4, {"do_sample": False})
+    (body,) = server.bodies
+    assert body["model"] == "qwen-eat" and body["top_k"] == 20 and body["guided_choice"] == ["a"]
+    assert body["temperature"] == 0.0 and body["max_tokens"] == 4
+
+
+def test_urls_that_cannot_work_are_refused_without_a_request_and_secrets_never_show():
+    from evaluation.backends.openai_compat import redact
+
+    with pytest.raises(UserError, match="is not an http"):
+        OpenAIBackend("ftp://example.org/v1", "m")
+    text = redact(f"401 for Bearer {SECRET} at https://user:pass@host/v1 (key {SECRET})")
+    assert SECRET not in text and "user:pass" not in text and "Bearer ***" in text
+
+
+def test_a_silent_server_warns_within_seconds_and_ctrl_c_stops_at_once(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    data = tmp_path / "t.tsv"
+    data.write_text("北\tB-LOC\n京\tI-LOC\n", "utf-8")
+    with serving(ScriptedBackend({}), hang=True) as server:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "eat", "eval", "--model", "m", "--backend", "openai", "--base-url", server.base_url,
+             "--data", str(data), "--lang", "zh", "--out", str(tmp_path / "run"), "--mode", "direct"],
+            stderr=subprocess.PIPE, text=True, env=os.environ | {"EAT_NO_PROGRESS": "1"},
+        )  # fmt: skip
+        lines, t0 = [], time.monotonic()
+        while time.monotonic() - t0 < 30:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if "no reply from" in line:
+                break
+        assert "no reply from" in lines[-1], "".join(lines)
+        assert time.monotonic() - t0 < 20  # a few seconds of silence, not minutes
+        proc.send_signal(signal.SIGINT)
+        t1 = time.monotonic()
+        rest = proc.communicate(timeout=10)[1]
+        assert time.monotonic() - t1 < 3 and proc.returncode == 130
+        assert "finished work is kept, re-run to resume" in rest

@@ -22,11 +22,23 @@ log = logging.getLogger(__name__)
 
 class ChatServer:
     def __init__(
-        self, backend, model_name: str = "local", host: str = "127.0.0.1", port: int = 0, fail_first: int = 0
+        self,
+        backend,
+        model_name: str = "local",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        fail_first: int = 0,
+        fail_status: int = 503,
+        retry_after: str | None = None,
+        hang: bool = False,
     ):
         self.backend = backend
         self.model_name = model_name
         self.fail_first = fail_first
+        self.fail_status = fail_status  # what the first `fail_first` requests get (429, 503, ...)
+        self.retry_after = retry_after  # their Retry-After header, if any
+        self.hang = hang  # never answer (a silent server)
+        self.bodies: list[dict] = []  # request bodies received (tests check what was sent)
         self.requests = 0
         self.lock = threading.Lock()
         self.seen_auth: list[str] = []  # Authorization headers received (tests check they arrive)
@@ -36,9 +48,11 @@ class ChatServer:
             def log_message(self, fmt, *args):  # quiet; never echo headers
                 log.debug("serve: " + fmt, *args)
 
-            def _send(self, status: int, body: dict) -> None:
+            def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
                 data = json.dumps(body, ensure_ascii=False).encode()
                 self.send_response(status)
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
@@ -60,12 +74,18 @@ class ChatServer:
                 if self.path.rstrip("/") != "/v1/chat/completions":
                     self._send(404, {"error": {"message": "not found"}})
                     return
+                if server.hang:
+                    time.sleep(3600)
+                    return
                 if n <= server.fail_first:
-                    self._send(503, {"error": {"message": "warming up"}})
+                    extra = {"Retry-After": server.retry_after} if server.retry_after is not None else None
+                    self._send(server.fail_status, {"error": {"message": "warming up"}}, extra)
                     return
                 try:
                     length = int(self.headers.get("Content-Length", "0"))
                     body = json.loads(self.rfile.read(length) or b"{}")
+                    with server.lock:
+                        server.bodies.append(body)
                     messages = body["messages"]
                 except (ValueError, KeyError):
                     self._send(400, {"error": {"message": "expected JSON with messages"}})
@@ -115,9 +135,12 @@ class ChatServer:
 
 
 @contextmanager
-def serving(backend, model_name: str = "local", port: int = 0, fail_first: int = 0) -> Iterator[ChatServer]:
-    """Run a server on loopback (a free port by default) for the duration of the block."""
-    server = ChatServer(backend, model_name, port=port, fail_first=fail_first).start()
+def serving(
+    backend, model_name: str = "local", port: int = 0, fail_first: int = 0, **kw
+) -> Iterator[ChatServer]:
+    """Run a server on loopback (a free port by default) for the duration of the block (`kw`: fail_status,
+    retry_after, hang; see ChatServer)."""
+    server = ChatServer(backend, model_name, port=port, fail_first=fail_first, **kw).start()
     try:
         yield server
     finally:
