@@ -360,6 +360,10 @@ def model_options(model_cls: type[BaseModel], exclude: Iterable[str] = ()) -> Ca
     return decorator
 
 
+def _is_mapping(annotation: Any) -> bool:
+    return any(get_origin(t) is dict or t is dict for t in _unwrap(annotation))
+
+
 def model_from_options(model_cls: type[M], options: dict[str, Any]) -> M:
     """Build the model from click kwargs, dropping flags not given and splitting comma lists."""
     data: dict[str, Any] = {}
@@ -370,6 +374,14 @@ def model_from_options(model_cls: type[M], options: dict[str, Any]) -> M:
             value = [
                 v for item in value for v in (item.split(",") if isinstance(item, str) else [item]) if v != ""
             ]
+        elif isinstance(value, str) and _is_mapping(model_cls.model_fields[name].annotation):
+            try:  # a mapping flag is a YAML flow mapping: --extra-body '{top_k: 20, guided_choice: [a, b]}'
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                value = None
+            if not isinstance(value, dict):
+                flag = "--" + name.replace("_", "-")
+                raise UserError(f"option {flag}: expected a mapping such as '{{key: value, other: 2}}'")
         data[name] = value
     try:
         return model_cls.model_validate(data)

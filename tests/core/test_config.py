@@ -273,3 +273,24 @@ def test_quoted_override_keeps_its_string_type():
     assert parse_override('data.name="007"') == (["data", "name"], "007")
     assert parse_override("training.learning_rate=1e-4") == (["training", "learning_rate"], 1e-4)
     assert parse_override("training.seed=7") == (["training", "seed"], 7)
+
+
+def test_mapping_flags_take_a_yaml_flow_mapping():
+    import click
+    from click.testing import CliRunner
+
+    from eat.config import model_from_options, model_options
+    from evaluation.config import EvalRecipe
+
+    seen = {}
+
+    @click.command()
+    @model_options(EvalRecipe)
+    def cmd(**kwargs):
+        seen["cfg"] = model_from_options(EvalRecipe, kwargs)
+
+    base = ["--model", "m", "--data", "d", "--lang", "zh", "--out", "o"]
+    assert CliRunner().invoke(cmd, [*base, "--extra-body", "{top_k: 20, guided_choice: [a, b]}"]).exit_code == 0
+    assert seen["cfg"].extra_body == {"top_k": 20, "guided_choice": ["a", "b"]}
+    bad = CliRunner().invoke(cmd, [*base, "--extra-body", "20"])
+    assert bad.exit_code != 0 and "expected a mapping" in str(bad.exception)
