@@ -192,6 +192,8 @@ def _iter_json_records(path: Path) -> Iterable[tuple[int, object]]:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise UserError(f"invalid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+        except RecursionError:
+            raise UserError("JSON nested too deeply to be a test set", path=path) from None
         if isinstance(data, dict):
             data = data.get("data", data.get("sentences", [data]))
         if not isinstance(data, list):
@@ -202,9 +204,12 @@ def _iter_json_records(path: Path) -> Iterable[tuple[int, object]]:
         if not line.strip():
             continue
         try:
-            yield lineno, json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise UserError(f"invalid JSON line: {exc.msg}", path=path, line=lineno) from None
+        except RecursionError:
+            raise UserError("JSON nested too deeply to be a test record", path=path, line=lineno) from None
+        yield lineno, record
 
 
 def parse_span_record(rec: object, where: str, lang: str, label_map=None, key: str | None = None) -> Sentence:

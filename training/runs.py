@@ -153,6 +153,7 @@ def preflight(recipe: Any) -> dict[str, Any] | None:
     """The checks that need no model, GPU or torch: first thing in a run, and once in the parent before
     `--launch` starts N processes (each would otherwise print the same error inside a launcher traceback).
     Returns the stored metrics when the run is already finished (nothing to train)."""
+    from eat.io import check_writable
     from eat.models import check_model_kind, check_model_path
 
     done = check_output_dir(recipe.training.output_dir, recipe)
@@ -171,6 +172,7 @@ def preflight(recipe: Any) -> dict[str, Any] | None:
                 raise UserError("CoNLL file not found", path=f)
     check_trainer_args(recipe)
     check_trackers(recipe.training.report_to)
+    check_writable(recipe.training.output_dir)  # before minutes of tokenising and loading
     return None
 
 

@@ -121,7 +121,7 @@ def read_mentions(directory: str | Path) -> pa.Table:
         missing = [c for c in MENTION_COLUMNS if c not in table.column_names]
         if missing:
             raise UserError(f"not a mentions shard: missing column(s) {', '.join(missing)}", path=path)
-        tables.append(table.select(list(MENTION_COLUMNS)).cast(MENTIONS_SCHEMA))
+        tables.append(_conform(table.select(list(MENTION_COLUMNS)), MENTIONS_SCHEMA, path))
     return pa.concat_tables(tables)
 
 
@@ -158,8 +158,26 @@ def read_pairs(directory: str | Path, columns: list[str] | None = None) -> pa.Ta
         if missing:
             raise UserError(f"not an entity-pairs shard: missing column(s) {', '.join(missing)}", path=path)
         schema = PAIRS_SCHEMA if columns is None else pa.schema([PAIRS_SCHEMA.field(c) for c in columns])
-        tables.append(table.select(list(schema.names)).cast(schema))
+        tables.append(_conform(table.select(list(schema.names)), schema, path))
     return pa.concat_tables(tables)
+
+
+def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
+    """`table` cast to `schema`, or one line naming the column whose type or nulls do not fit."""
+    for field in schema:
+        column = table.column(field.name)
+        if not field.nullable and column.null_count:
+            row = next(i for i, v in enumerate(column.to_pylist()) if v is None)
+            raise UserError(
+                f"column {field.name!r} is null in row {row}, which the schema does not allow", path=path
+            )
+        try:
+            column.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            raise UserError(
+                f"column {field.name!r} holds {column.type}, expected {field.type}", path=path
+            ) from None
+    return table.cast(schema)
 
 
 def iter_pairs(directory: str | Path) -> Iterator[dict]:

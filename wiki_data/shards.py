@@ -24,10 +24,13 @@ from eat.io import atomic_dir, atomic_path, write_json, write_jsonl
 from wiki_data.multistream import Stream
 from wiki_data.pages import iter_raw_pages, page_id_of
 from wiki_data.schema import (
+    MENTION_GLOB,
     MENTIONS_SCHEMA,
     PAIRS_SCHEMA,
     iter_pairs,
     mention_shard_name,
+    read_mentions,
+    read_pairs,
     shard_name,
     shard_paths,
 )
@@ -256,9 +259,12 @@ def merge(inputs: list[Path], out: Path) -> dict:
     """Combine mining outputs (e.g. one per machine): dedupe by (lang, page_id), sum stats, renumber shards."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise UserError("merge output exists and is not an empty folder; choose a new --out", path=out)
-    for folder in inputs:  # every input checked before anything is written
+    for folder in inputs:  # every input checked before anything is written: a damaged shard is one line
         if not shard_paths(folder):
             raise UserError("no pairs-*.parquet shards here", path=folder)
+        read_pairs(folder)
+        if any(Path(folder).glob(MENTION_GLOB)):
+            read_mentions(folder)
     if out.exists():
         out.rmdir()
     with atomic_dir(out) as tmp:  # the merged folder appears whole, or not at all

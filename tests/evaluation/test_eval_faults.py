@@ -120,3 +120,10 @@ def test_eval_scores_go_to_tensorboard_and_missing_trackers_are_one_line(tmp_pat
                 cfg.model_copy(update={"report_to": bad, "out": str(tmp_path / "other")}),
                 backend=ScriptedBackend({}),
             )
+
+
+def test_deeply_nested_json_is_one_line(tmp_path):
+    path = tmp_path / "deep.jsonl"
+    path.write_text("[" * 100_000 + "]" * 100_000 + "\n", "utf-8")
+    with pytest.raises(UserError, match=r"deep\.jsonl: JSON nested too deeply"):
+        load_dataset_file(path, "auto", "zh")

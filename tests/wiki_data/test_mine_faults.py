@@ -107,3 +107,28 @@ def test_temporaries_of_a_killed_run_are_removed_by_the_next(ja_multi, tmp_path)
     mine(MineConfig(lang="ja", dump_dir=ja_multi, out=out, workers=1, streams_per_shard=5))
     assert not list(out.glob(".*.tmp"))
     assert (out / ".eat-output.json").is_file()
+
+
+def test_shards_with_nulls_or_wrong_types_are_one_line(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from wiki_data.schema import PAIRS_COLUMNS, pairs_table
+    from wiki_data.shards import merge
+
+    good = {"lang": "ja", "page_id": 1, "title": "東京", "surface": "東京", "en_title": "Tokyo", "qid": None,
+            "type": "LOC", "type_source": None, "sentence": "東京は首都。", "aliases": [], "dump_date": None}  # fmt: skip
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    table = pairs_table([good]).set_column(4, "en_title", pa.array([None], pa.string()))
+    pq.write_table(table, folder / "pairs-00000.parquet")
+    with pytest.raises(UserError, match=r"pairs-00000\.parquet: column 'en_title' is null in row 0"):
+        read_pairs(folder)
+    columns = {c: [good[c]] for c in PAIRS_COLUMNS} | {"page_id": ["one"]}
+    pq.write_table(pa.table(columns), folder / "pairs-00000.parquet")
+    with pytest.raises(UserError, match=r"column 'page_id' holds string, expected int64"):
+        read_pairs(folder)
+    (folder / "pairs-00000.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(UserError, match=r"pairs-00000\.parquet: unreadable Parquet shard"):
+        merge([folder], tmp_path / "merged")
+    assert not (tmp_path / "merged").exists()
