@@ -67,7 +67,7 @@ POSITION_BINS = 5
 MENTION_TEST_FILE = "align_test_mentions.jsonl"
 
 
-class SFTConfig(StrictModel):
+class SFTDatasetConfig(StrictModel):
     """Options of `eat wiki sft` (also usable from Python)."""
 
     pairs: list[Path] = Field(
@@ -341,7 +341,7 @@ def mention_source(row: dict, target: TargetInfo | None) -> SourceRow | str:
     )
 
 
-def load_sources(cfg: SFTConfig) -> tuple[list[SourceRow], BuildInfo]:
+def load_sources(cfg: SFTDatasetConfig) -> tuple[list[SourceRow], BuildInfo]:
     """The usable records of every --pairs and --mentions folder in the wanted languages: pairs in input
     order, then mentions in content order; UserError when nothing is left."""
     info = BuildInfo()
@@ -381,7 +381,7 @@ def load_sources(cfg: SFTConfig) -> tuple[list[SourceRow], BuildInfo]:
 # ------------------------------------------------------------------------------------------- building
 
 
-def build_examples(sources: list[SourceRow], cfg: SFTConfig, prompts) -> list[dict]:
+def build_examples(sources: list[SourceRow], cfg: SFTDatasetConfig, prompts) -> list[dict]:
     """One chat per (record, task): align for every record, to_english for pairs only."""
     from eat.console import track
     from wiki_data.variants import english_variants, pick_variant, strip_disambiguator
@@ -768,7 +768,7 @@ def source_columns(splits: dict[str, list[dict]], sources: list[str]) -> dict[st
     }
 
 
-def _mix_section(cfg: SFTConfig, info: BuildInfo) -> list[str]:
+def _mix_section(cfg: SFTDatasetConfig, info: BuildInfo) -> list[str]:
     if not info.mix:
         return []
     lines = [
@@ -794,7 +794,7 @@ def _mix_section(cfg: SFTConfig, info: BuildInfo) -> list[str]:
     return [*lines, ""]
 
 
-def _balance_section(cfg: SFTConfig, info: BuildInfo) -> list[str]:
+def _balance_section(cfg: SFTDatasetConfig, info: BuildInfo) -> list[str]:
     if not cfg.balance_positions:
         return []
     lines = [
@@ -845,7 +845,7 @@ def _mention_test_section(items: list[MentionTestItem], ambiguous: int) -> list[
 
 def dataset_card(
     splits: dict[str, list[dict]],
-    cfg: SFTConfig,
+    cfg: SFTDatasetConfig,
     prompts_source: str,
     info: BuildInfo,
     test_items: list[dict] | None = None,
@@ -957,7 +957,7 @@ def dataset_card(
     return "\n".join(lines)
 
 
-def build_sft(cfg: SFTConfig) -> dict[str, list[dict]]:
+def build_sft(cfg: SFTDatasetConfig) -> dict[str, list[dict]]:
     """Build and write the dataset described by `cfg`; returns the rows per split."""
     import datasets
     from datasets import Dataset, DatasetDict

@@ -11,7 +11,7 @@ import click
 from pydantic import Field
 
 from eat.config import StrictModel, model_from_options, model_options
-from wiki_data.sft import SFTConfig
+from wiki_data.sft import SFTDatasetConfig
 
 
 class ImportEatConfig(StrictModel):
@@ -24,14 +24,14 @@ class ImportEatConfig(StrictModel):
 
 
 @click.command("sft")
-@model_options(SFTConfig)
+@model_options(SFTDatasetConfig)
 def sft(**kwargs) -> None:
     """Build a chat dataset (align, to_english) from entity pairs and/or link mentions for alignment
     fine-tuning."""
     from eat.console import report
     from wiki_data.sft import build_sft, summary_table
 
-    cfg = model_from_options(SFTConfig, kwargs)
+    cfg = model_from_options(SFTDatasetConfig, kwargs)
     splits = build_sft(cfg)
     report(summary_table(splits))
     report(f"wrote {cfg.out} ({', '.join(f'{s} {len(r):,}' for s, r in splits.items())} rows)")

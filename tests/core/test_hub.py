@@ -76,7 +76,7 @@ def test_sft_pushes_the_dataset_with_a_card_the_hub_reads(hub, tmp_path):
     from huggingface_hub import DatasetCard
 
     from wiki_data.schema import pairs_table
-    from wiki_data.sft import SFTConfig, build_sft
+    from wiki_data.sft import SFTDatasetConfig, build_sft
     from wiki_data.sft_cli import sft
 
     pairs = tmp_path / "pairs"
@@ -113,7 +113,7 @@ def test_sft_pushes_the_dataset_with_a_card_the_hub_reads(hub, tmp_path):
     assert card.data.language == ["ja"] and "eat-ner" in card.data.tags
     assert "# Entity-alignment instruction dataset" in card.text
     assert (
-        SFTConfig.model_fields["push_to_hub"].default is None and build_sft
+        SFTDatasetConfig.model_fields["push_to_hub"].default is None and build_sft
     )  # the library call is unchanged
 
 

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from eat.errors import UserError
 from eat.prompts import load_prompts
 from wiki_data.schema import mention_shard_name, mentions_table, pairs_table, shard_name
-from wiki_data.sft import POSITION_BINS, SFTConfig, build_sft, mix_counts
+from wiki_data.sft import POSITION_BINS, SFTDatasetConfig, build_sft, mix_counts
 from wiki_data.sft_cli import register
 from wiki_data.variants import english_variants, strip_disambiguator
 
@@ -945,7 +945,7 @@ def test_val_fraction_zero_gives_a_train_only_dataset_that_training_accepts(tmp_
     ]  # fmt: skip
     pq.write_table(pairs_table(rows), pairs / "pairs-00000.parquet")
     out = tmp_path / "sft"
-    build_sft(SFTConfig(pairs=[pairs], out=out, tasks=["align"], val_fraction=0.0))
+    build_sft(SFTDatasetConfig(pairs=[pairs], out=out, tasks=["align"], val_fraction=0.0))
     assert list(load_from_disk(str(out))) == ["train"]
     recipe = load_recipe(
         "tiny_sft_cpu",
