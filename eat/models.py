@@ -94,3 +94,32 @@ def check_adapter_folder(path: str | Path) -> Path:
             "no adapter_model.safetensors (adapters are loaded from safetensors only)", path=adapter
         )
     return adapter
+
+
+def resolve_device(device: str | None) -> str:
+    """A torch device for inference: the one asked for (checked), else cuda when a GPU is visible, else cpu."""
+    import torch
+
+    if not device:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise UserError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps ...)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu")
+    return device
+
+
+_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+
+
+def resolve_dtype(dtype: str, device: str = "cpu"):
+    """The torch dtype for a name (`bfloat16` or `bf16`, ...); `auto` is bf16 on a CUDA device that has it,
+    else fp32 (what loading for inference and merging want; training's precision rules add fp16 on top)."""
+    import torch
+
+    if dtype == "auto":
+        gpu = device.startswith("cuda") and torch.cuda.is_available()
+        return torch.bfloat16 if gpu and torch.cuda.is_bf16_supported() else torch.float32
+    return getattr(torch, _DTYPES.get(dtype, dtype))

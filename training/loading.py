@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from eat.errors import UserError
-from eat.models import check_model_kind, check_model_path, missing_model
+from eat.models import check_model_kind, check_model_path, missing_model, resolve_dtype
 
 
 def on_gpu(use_cpu: bool = False) -> bool:
@@ -31,9 +31,8 @@ def resolve_precision(precision: str, use_cpu: bool = False) -> str:
 
 
 def torch_dtype(precision: str):
-    import torch
-
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    """The torch dtype of a resolved training precision (bf16, fp16, fp32)."""
+    return resolve_dtype(precision)
 
 
 def check_lora_targets(model, targets) -> None:

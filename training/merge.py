@@ -124,7 +124,7 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
     from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
     from eat.io import check_out
-    from eat.models import check_adapter_folder, check_model_path
+    from eat.models import check_adapter_folder, check_model_path, resolve_dtype
     from training.loading import check_4bit
 
     adapter = check_adapter_folder(cfg.adapter)
@@ -142,7 +142,7 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
     seq2seq = str(peft_cfg.task_type) in ("SEQ_2_SEQ_LM", "TaskType.SEQ_2_SEQ_LM")
     auto = AutoModelForSeq2SeqLM if seq2seq else AutoModelForCausalLM
     gpu = torch.cuda.is_available()
-    dtype = {"auto": torch.bfloat16 if gpu else torch.float32}.get(cfg.dtype) or getattr(torch, cfg.dtype)
+    dtype = resolve_dtype(cfg.dtype, "cuda" if gpu else "cpu")
     device_map = {"": 0} if gpu else {"": "cpu"}
     recipe = _find_run_recipe(adapter)
     tokenizer = AutoTokenizer.from_pretrained(_find_tokenizer_dir(adapter, base))

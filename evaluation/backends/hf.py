@@ -12,33 +12,10 @@ from pathlib import Path
 
 from eat.chat import render, use_chat_template
 from eat.errors import UserError
+from eat.models import resolve_device, resolve_dtype
 from evaluation.backends.base import Chat
 
 log = logging.getLogger(__name__)
-
-
-def _resolve_device(device: str | None) -> str:
-    import torch
-
-    if not device:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise UserError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps ...)") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {device}: no CUDA GPU is visible to torch here; use --device cpu")
-    return device
-
-
-def _torch_dtype(dtype: str, device: str):
-    import torch
-
-    if dtype == "auto":
-        return (
-            torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
-        )
-    return getattr(torch, dtype)
 
 
 def _cache_keyword(model) -> str:
@@ -103,14 +80,14 @@ class HFBackend:
 
         self.batch_size = batch_size
         self.chunk_size = batch_size * 8  # chats per pipeline chunk: enough to sort by length, cached after
-        self.device = _resolve_device(device)
+        self.device = resolve_device(device)
         if Path(model).exists() and not (Path(model) / "config.json").is_file():
             raise UserError("not a model folder (no config.json)", path=model)
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, trust_remote_code=trust_remote_code)
             self.model = AutoModelForCausalLM.from_pretrained(
                 model,
-                dtype=_torch_dtype(dtype, self.device),
+                dtype=resolve_dtype(dtype, self.device),
                 trust_remote_code=trust_remote_code,
                 use_safetensors=True,
             )

@@ -87,7 +87,7 @@ def test_error_lines_keep_square_brackets(capsys):
 
 
 def test_devices_that_do_not_exist_here():
-    from evaluation.backends.hf import _resolve_device
+    from eat.models import resolve_device as _resolve_device
 
     with pytest.raises(UserError, match="not a torch device"):
         _resolve_device("banana")
