@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from eat import markdown
+
 
 def text_table(rows: list[dict]) -> str:
     """Aligned plain-text table; the first column left-aligned, the others right-aligned."""
@@ -20,12 +22,9 @@ def text_table(rows: list[dict]) -> str:
 
 
 def md_table(rows: list[dict]) -> str:
+    """Markdown twin of `text_table`: the first column left-aligned, the others right-aligned."""
     keys = list(rows[0])
-    out = [
-        "| " + " | ".join(keys) + " |",
-        "|" + "|".join("---" if i == 0 else "---:" for i in range(len(keys))) + "|",
-    ]
-    return "\n".join(out + ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows])
+    return markdown.table(keys, ([r[k] for k in keys] for r in rows), align="l" + "r" * (len(keys) - 1))
 
 
 def write_markdown(path: Path, title: str, sections: list[tuple[str | None, str]]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from eat import markdown
 from eat.io import atomic_open, atomic_path
 from evaluation.records import PredictionRow, Trace, read_predictions
 
@@ -149,8 +150,19 @@ def write_demo_report(
     lines += [
         "## 1. Mined entity pairs",
         "",
-        "| language | pages seen | with English link | kept | PER | LOC | ORG | untyped | dropped (by reason) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *markdown.header(
+            [
+                "language",
+                "pages seen",
+                "with English link",
+                "kept",
+                "PER",
+                "LOC",
+                "ORG",
+                "untyped",
+                "dropped (by reason)",
+            ]
+        ),
     ]
     data: dict[str, dict[str, int]] = {}
     for pairs in pair_dirs:
@@ -163,12 +175,8 @@ def write_demo_report(
             "kept": pages.get("kept", 0),
         }
         reasons = ", ".join(f"{k} {v}" for k, v in dropped.items() if v) or "none"
-        row = [
-            pairs.name,
-            *data[pairs.name].values(),
-            *(types.get(t, 0) for t in ("PER", "LOC", "ORG", None)),
-        ]
-        lines.append("| " + " | ".join(str(v) for v in row) + f" | {reasons} |")
+        counts = [*data[pairs.name].values(), *(types.get(t, 0) for t in ("PER", "LOC", "ORG", None))]
+        lines.append(markdown.row([pairs.name, *counts, reasons]))
     train_rows, val_rows = _jsonl(sft / "train.jsonl"), _jsonl(sft / "validation.jsonl")
     card = (sft / "README.md").relative_to(out_dir)
     lines += [
@@ -213,26 +221,27 @@ def write_demo_report(
             f"English NER ({models.get('ner')}), greedy decoding with `eat eval`'s default reply limits.",
             "",
         ]
-    lines += [
-        f"| {label} | P | R | F1 | authors' token-level F1 |",
-        "|---|---|---|---|---|",
-    ]
+    lines += markdown.header([label, "P", "R", "F1", "authors' token-level F1"])
     stages: dict[str, dict[str, int]] = {}
     failures: dict[str, dict[str, int]] = {}
     for name, run in runs.items():
         metrics = _read_json(run / "metrics.json")
         ent, tok = metrics.get("entity", {}), metrics.get("token_authors") or {}
-        lines.append(
-            f"| {name} | {ent.get('precision', 0):.3f} | {ent.get('recall', 0):.3f} | {ent.get('f1', 0):.3f} "
-            f"| {tok.get('f1', float('nan')):.3f} |"
+        scores = (
+            ent.get("precision", 0),
+            ent.get("recall", 0),
+            ent.get("f1", 0),
+            tok.get("f1", float("nan")),
         )
+        lines.append(markdown.row([name, *(f"{v:.3f}" for v in scores)]))
         predictions = _predictions(run)
         stages[name] = stage_counts(predictions)
         failures[name] = failure_reasons(predictions)
     names = list(next(iter(stages.values()), {}).keys())
     lines += ["", "Items surviving each stage (from the traces in predictions.jsonl):", ""]
-    lines += [f"| {label} | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
-    lines += [f"| {name} | " + " | ".join(str(c[n]) for n in names) + " |" for name, c in stages.items()]
+    lines += markdown.table_lines(
+        [label, *names], ([name, *(c[n] for n in names)] for name, c in stages.items())
+    )
     lines += ["", "Where items were lost (failure reasons in the traces):", ""]
     for name, reasons in failures.items():
         lines.append(f"- {name}: " + ("; ".join(f"{k} ({v})" for k, v in reasons.items()) or "no failures"))
@@ -242,8 +251,7 @@ def write_demo_report(
     _save(fig, out_dir / "stages.png")
     plt.close(fig)
 
-    lines += ["## Timings (seconds)", "", "| step | s |", "|---|---|"]
-    lines += [f"| {k} | {v} |" for k, v in timings.items()]
+    lines += ["## Timings (seconds)", "", *markdown.table_lines(["step", "s"], timings.items())]
     if real:
         lines += [
             "",

@@ -9,6 +9,7 @@ import io
 from collections import Counter
 from pathlib import Path
 
+from eat import markdown
 from eat.io import atomic_path
 from evaluation.compare import CAUSES, Run
 from evaluation.metrics import headline
@@ -26,6 +27,18 @@ def _resumed_note(replies: dict | None) -> str:
     )
 
 
+def _score_cells(name: str, v: dict) -> list:
+    """One row of report.md's entity table; gold/pred are blank where metrics.json lacks them."""
+    return [
+        name,
+        f"{v['precision']:.4f}",
+        f"{v['recall']:.4f}",
+        f"{v['f1']:.4f}",
+        v.get("n_gold", ""),
+        v.get("n_pred", ""),
+    ]
+
+
 def render_report(m: dict) -> str:
     e = m["entity"]
     lines = [
@@ -39,16 +52,11 @@ def render_report(m: dict) -> str:
         "",
         "## Entity-level (exact span and type)",
         "",
-        "| type | precision | recall | F1 | gold | pred |",
-        "|---|---|---|---|---|---|",
-        f"| **micro** | {e['precision']:.4f} | {e['recall']:.4f} | {e['f1']:.4f} | {e.get('n_gold', '')} | "
-        f"{e.get('n_pred', '')} |",
+        *markdown.table_lines(
+            ["type", "precision", "recall", "F1", "gold", "pred"],
+            [_score_cells("**micro**", e), *(_score_cells(t, v) for t, v in e.get("per_type", {}).items())],
+        ),
     ]
-    for t, v in e.get("per_type", {}).items():
-        lines.append(
-            f"| {t} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | {v.get('n_gold', '')} | "
-            f"{v.get('n_pred', '')} |"
-        )
     if "seqeval" in m:
         lines += [
             "",
@@ -231,11 +239,8 @@ def render_summary_md(rows: list[dict]) -> str:
         "the same predictions as tags, identical to seqeval in default (conlleval) and strict IOB2 mode.",
         "tok P/R/F1*: the authors' token-level metric, not entity-level (characters for zh/ja).",
         "",
-        "| " + " | ".join(h for _, h in cols) + " |",
-        "|" + "---|" * len(cols),
+        *markdown.table_lines([h for _, h in cols], ([_fmt(r[k]) for k, _ in cols] for r in rows)),
     ]
-    for r in rows:
-        out.append("| " + " | ".join(_fmt(r[k]) for k, _ in cols) + " |")
     # pivot: checkpoint x (dataset, lang), headline F1
     groups = sorted({(r["dataset"], r["lang"]) for r in rows})
     ckpts = sorted({r["checkpoint"] for r in rows})
@@ -244,12 +249,11 @@ def render_summary_md(rows: list[dict]) -> str:
         "",
         "## F1 by checkpoint (seqeval default mode where the data has tags, else exact spans)",
         "",
-        "| checkpoint | " + " | ".join(f"{d} ({lang})" for d, lang in groups) + " |",
-        "|---|" + "---|" * len(groups),
+        *markdown.table_lines(
+            ["checkpoint", *(f"{d} ({lang})" for d, lang in groups)],
+            ([c, *(_fmt(cell.get((c, d, lang))) for d, lang in groups)] for c in ckpts),
+        ),
     ]
-    for c in ckpts:
-        vals = [cell.get((c, d, lang)) for d, lang in groups]
-        out.append(f"| {c} | " + " | ".join(_fmt(v) for v in vals) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -272,17 +276,15 @@ def render_errors_md(runs: list[Run]) -> str:
         "failed > not tagged in English (`missed` for runs without an English stage). Spurious: predictions",
         "overlapping no gold entity.",
         "",
-        "| run | checkpoint | dataset | lang | gold | correct | " + " | ".join(CAUSES) + " | spurious |",
-        "|" + "---|" * (7 + len(CAUSES)),
+        *markdown.header(["run", "checkpoint", "dataset", "lang", "gold", "correct", *CAUSES, "spurious"]),
     ]
     for r, label in zip(runs, run_labels([r.path for r in runs]), strict=True):
         m, e = r.metrics, r.errors
-        head = f"| {label} | {checkpoint_name(m, r.path)} | {Path(str(m.get('dataset') or '?')).name} | {m.get('lang')} "
+        head = [label, checkpoint_name(m, r.path), Path(str(m.get("dataset") or "?")).name, m.get("lang")]
         if e is None:
-            out.append(head + "| " + " | ".join(["-"] * (3 + len(CAUSES))) + " |")
+            out.append(markdown.row([*head, *["-"] * (3 + len(CAUSES))]))
         else:
-            vals = [e.gold, e.correct, *(e.causes[c] for c in CAUSES), e.spurious]
-            out.append(head + "| " + " | ".join(str(v) for v in vals) + " |")
+            out.append(markdown.row([*head, e.gold, e.correct, *(e.causes[c] for c in CAUSES), e.spurious]))
     return "\n".join(out) + "\n"
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eat import markdown
 from eat.compat import load_checkpoint_weights, restore_train_token_count, skip_checkpoint_model_cards
 from eat.errors import UserError
 from training.trainer_args import check_trainer_args, hub_push
@@ -280,11 +281,9 @@ def model_card(
         "",
         "## Training",
         "",
-        "| setting | value |",
-        "|---|---|",
     ]
     t = recipe.training
-    for key in (
+    keys = (
         "learning_rate",
         "num_train_epochs",
         "max_steps",
@@ -292,21 +291,19 @@ def model_card(
         "gradient_accumulation_steps",
         "lr_scheduler_type",
         "seed",
-    ):
-        lines.append(f"| {key} | {getattr(t, key)} |")
-    for key, value in (t.trainer_args or {}).items():
-        lines.append(f"| {key} | {value} |")
+    )
+    settings = [(key, getattr(t, key)) for key in keys] + list((t.trainer_args or {}).items())
     if getattr(recipe, "method", "full") in ("lora", "qlora"):
         lora = recipe.lora
-        lines.append(
-            f"| lora | r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, targets={lora.target_modules} |"
-        )
+        shown = f"r={lora.r}, alpha={lora.alpha}, dropout={lora.dropout}, targets={lora.target_modules}"
+        settings.append(("lora", shown))
+    lines += markdown.table_lines(["setting", "value"], settings)
     lines += ["", "## Metrics", ""]
     if metrics:
-        lines += ["| metric | value |", "|---|---|"]
-        for key, value in metrics.items():
-            shown = f"{value:.4f}" if isinstance(value, float) else str(value)
-            lines.append(f"| {key} | {shown} |")
+        lines += markdown.table_lines(
+            ["metric", "value"],
+            ([key, f"{value:.4f}" if isinstance(value, float) else value] for key, value in metrics.items()),
+        )
     else:
         lines.append("No evaluation split was configured.")
     lines += ["", "## Use", "", "```", usage, "```", ""]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import mwparserfromhell
 from mwparserfromhell.nodes import Wikilink
 
-from eat import languages
+from eat import languages, markdown
 from wiki_data.lead import (
     _BEHAVIOUR,
     _COMMENT,
@@ -354,35 +354,45 @@ def write_mention_report(stats: dict, out) -> list:
         "",
         "Written by `eat wiki mine --mentions`; the rows are in `mentions-*.parquet` (schema: wiki_data/schema.py).",
         "",
-        "| | count |",
-        "|---|---:|",
-        f"| pages scanned | {stats['pages_scanned']:,} |",
-        f"| pages with mentions | {stats['pages_with_mentions']:,} |",
-        f"| sentences | {stats['sentences']:,} |",
-        f"| mentions | {stats['mentions']:,} |",
-        f"| mentions per 1,000 pages | {stats['mentions_per_1000_pages']:,} |",
-        f"| mentions per sentence | {stats['mentions_per_sentence']} |",
-        f"| article links seen | {stats['links_seen']:,} |",
-        f"| reached through a redirect | {stats['via_redirect']:,} |",
-        f"| typed (Wikidata) | {stats['typed']:,} |",
+        *markdown.table_lines(
+            ["", "count"],
+            [
+                ("pages scanned", f"{stats['pages_scanned']:,}"),
+                ("pages with mentions", f"{stats['pages_with_mentions']:,}"),
+                ("sentences", f"{stats['sentences']:,}"),
+                ("mentions", f"{stats['mentions']:,}"),
+                ("mentions per 1,000 pages", f"{stats['mentions_per_1000_pages']:,}"),
+                ("mentions per sentence", stats["mentions_per_sentence"]),
+                ("article links seen", f"{stats['links_seen']:,}"),
+                ("reached through a redirect", f"{stats['via_redirect']:,}"),
+                ("typed (Wikidata)", f"{stats['typed']:,}"),
+            ],
+            align="lr",
+        ),
         "",
         "## Where the anchor starts in its sentence",
         "",
-        "| position | mentions | share |",
-        "|---|---:|---:|",
-        *(f"| {b} | {c:,} | {c / n:.1%} |" for b, c in stats["position"].items()),
+        *markdown.table_lines(
+            ["position", "mentions", "share"],
+            ((b, f"{c:,}", f"{c / n:.1%}") for b, c in stats["position"].items()),
+            align="lrr",
+        ),
         "",
         "## Surface vs the target's title",
         "",
-        "| surface | mentions | share |",
-        "|---|---:|---:|",
-        *(f"| {m} | {c:,} | {c / n:.1%} |" for m, c in stats["match"].items()),
+        *markdown.table_lines(
+            ["surface", "mentions", "share"],
+            ((m, f"{c:,}", f"{c / n:.1%}") for m, c in stats["match"].items()),
+            align="lrr",
+        ),
         "",
         "## Links and sentences dropped",
         "",
-        "| reason | count |",
-        "|---|---:|",
-        *(f"| {k.replace('_', ' ')} | {v:,} |" for k, v in stats["dropped"].items()),
+        *markdown.table_lines(
+            ["reason", "count"],
+            ((k.replace("_", " "), f"{v:,}") for k, v in stats["dropped"].items()),
+            align="lr",
+        ),
         "",
     ]
     md = out / "mentions.md"

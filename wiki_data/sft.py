@@ -55,7 +55,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator
 
-from eat import languages
+from eat import languages, markdown
 from eat.config import StrictModel
 from eat.errors import UserError
 from eat.io import atomic_dir, check_out
@@ -732,7 +732,7 @@ def position_table(splits: dict[str, list[dict]]) -> list[str]:
     """Where align answers start, per column (a split, or a split's rows of one source): a dataset whose
     answers sit at char 0 teaches a shortcut."""
     names = list(splits)
-    lines = ["| align answers | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    lines = markdown.header(["align answers", *names], "l" + "r" * len(names))
     stats: dict[str, dict[str, str]] = {}
     for s, rows in splits.items():
         align = [ex for ex in rows if ex["task"] == "align"]
@@ -755,7 +755,7 @@ def position_table(splits: dict[str, list[dict]]) -> list[str]:
             },
         }
     for label in next(iter(stats.values()), {}):
-        lines.append(f"| {label} | " + " | ".join(stats[s][label] for s in names) + " |")
+        lines.append(markdown.row([label, *(stats[s][label] for s in names)]))
     return [*lines, ""]
 
 
@@ -782,15 +782,16 @@ def _mix_section(cfg: SFTDatasetConfig, info: BuildInfo) -> list[str]:
         "language with align rows from one source keeps them all; to_english rows are not counted. Caps, the "
         "split and `--balance-positions` come after, so the final shares (tables below) can drift from F.",
         "",
-        "| language | pair rows | mention rows | kept pairs | kept mentions | mention share |",
-        "|---|---:|---:|---:|---:|---:|",
+        *markdown.header(
+            ["language", "pair rows", "mention rows", "kept pairs", "kept mentions", "mention share"],
+            "lrrrrr",
+        ),
     ]
     for c in info.mix:
         kept = c.kept_pairs + c.kept_mentions
         share = f"{c.kept_mentions / kept:.0%}" if kept else "-"
-        lines.append(
-            f"| {c.lang} | {c.pairs:,} | {c.mentions:,} | {c.kept_pairs:,} | {c.kept_mentions:,} | {share} |"
-        )
+        counts = (c.pairs, c.mentions, c.kept_pairs, c.kept_mentions)
+        lines.append(markdown.row([c.lang, *(f"{n:,}" for n in counts), share]))
     return [*lines, ""]
 
 
@@ -805,12 +806,13 @@ def _balance_section(cfg: SFTDatasetConfig, info: BuildInfo) -> list[str]:
         "lowest hash of (seed, row) kept), so the non-empty bins hold equal counts; an empty bin stays empty "
         "(shifting fills later bins). to_english rows are not touched.",
         "",
-        "| split | language | align rows per bin before | kept per non-empty bin | dropped |",
-        "|---|---|---|---:|---:|",
+        *markdown.header(
+            ["split", "language", "align rows per bin before", "kept per non-empty bin", "dropped"], "lllrr"
+        ),
     ]
     for c in info.position_cuts:
         before = " / ".join(f"{n:,}" for n in c.bins)
-        lines.append(f"| {c.split} | {c.lang} | {before} | {c.per_bin:,} | {c.dropped:,} |")
+        lines.append(markdown.row([c.split, c.lang, before, f"{c.per_bin:,}", f"{c.dropped:,}"]))
     return [*lines, ""]
 
 
@@ -831,15 +833,19 @@ def _mention_test_section(items: list[MentionTestItem], ambiguous: int) -> list[
         "`evaluation.align_eval` reports the slices all / not at start / surface differs / several per "
         "sentence.",
         "",
-        "| language | items | not at start | surface differs | several per sentence |",
-        "|---|---:|---:|---:|---:|",
+        *markdown.header(
+            ["language", "items", "not at start", "surface differs", "several per sentence"], "lrrrr"
+        ),
     ]
     for lang in [*langs, "all"]:
         group = [it for it in items if lang in ("all", it.lang)]
-        lines.append(
-            f"| {lang} | {len(group):,} | {sum(not it.at_start for it in group):,} | "
-            f"{sum(it.surface_differs for it in group):,} | {sum(it.multi for it in group):,} |"
+        counts = (
+            len(group),
+            sum(not it.at_start for it in group),
+            sum(it.surface_differs for it in group),
+            sum(it.multi for it in group),
         )
+        lines.append(markdown.row([lang, *(f"{n:,}" for n in counts)]))
     return [*lines, ""]
 
 
@@ -857,14 +863,15 @@ def dataset_card(
     def table(title: str, field_name: str) -> list[str]:
         counts = {s: Counter(ex[field_name] or "unknown" for ex in rows) for s, rows in splits.items()}
         keys = sorted(set().union(*counts.values()))
-        lines = [f"### By {title}", "", f"| {title} | " + " | ".join(names) + " | total |"]
-        lines.append("|---|" + "---:|" * (len(names) + 1))
-        for k in keys:
-            vals = [counts[s][k] for s in names]
-            lines.append(f"| {k} | " + " | ".join(f"{v:,}" for v in vals) + f" | {sum(vals):,} |")
-        totals = [len(splits[s]) for s in names]
-        lines.append("| **all** | " + " | ".join(f"{v:,}" for v in totals) + f" | {sum(totals):,} |")
-        return [*lines, ""]
+        per_key = [(k, [counts[s][k] for s in names]) for k in keys]
+        per_key.append(("**all**", [len(splits[s]) for s in names]))
+        body = ([k, *(f"{v:,}" for v in [*vals, sum(vals)])] for k, vals in per_key)
+        return [
+            f"### By {title}",
+            "",
+            *markdown.table_lines([title, *names, "total"], body, "l" + "r" * (len(names) + 1)),
+            "",
+        ]
 
     sources = [src for src, dirs in (("pair", cfg.pairs), ("mention", cfg.mentions)) if dirs]
     entities = {s: len({ex["_entity"] for ex in rows}) for s, rows in splits.items()}
@@ -947,9 +954,11 @@ def dataset_card(
             "`PromptSet.conversation`), followups (later user turns of a multi-turn prompt set). "
             "A first-phrase rule fails the shifted items; score with `evaluation.align_eval`.",
             "",
-            "| language | plain | shifted |",
-            "|---|---:|---:|",
-            *(f"| {lang} | {count[(lang, False)]:,} | {count[(lang, True)]:,} |" for lang in langs),
+            *markdown.table_lines(
+                ["language", "plain", "shifted"],
+                ((lang, f"{count[(lang, False)]:,}", f"{count[(lang, True)]:,}") for lang in langs),
+                "lrr",
+            ),
             "",
         ]
     if mention_items is not None:
