@@ -33,6 +33,7 @@ def recipe_kinds() -> dict[str, str]:
         )
     return kinds
 
+
 # The command that loads recipes of these kinds, for the "RECIPE must come first" hint.
 _COMMANDS = {frozenset({"sft", "ner_tagger"}): "eat train", frozenset({"eval"}): "eat eval"}
 

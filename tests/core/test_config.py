@@ -290,7 +290,9 @@ def test_mapping_flags_take_a_yaml_flow_mapping():
         seen["cfg"] = model_from_options(EvalRecipe, kwargs)
 
     base = ["--model", "m", "--data", "d", "--lang", "zh", "--out", "o"]
-    assert CliRunner().invoke(cmd, [*base, "--extra-body", "{top_k: 20, guided_choice: [a, b]}"]).exit_code == 0
+    assert (
+        CliRunner().invoke(cmd, [*base, "--extra-body", "{top_k: 20, guided_choice: [a, b]}"]).exit_code == 0
+    )
     assert seen["cfg"].extra_body == {"top_k": 20, "guided_choice": ["a", "b"]}
     bad = CliRunner().invoke(cmd, [*base, "--extra-body", "20"])
     assert bad.exit_code != 0 and "expected a mapping" in str(bad.exception)
