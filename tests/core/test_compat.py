@@ -18,13 +18,18 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_process_pool_keeps_its_workers_in_processes():
-    pool = ProcessPoolExecutor(max_workers=1)
+    import multiprocessing as mp
+
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))  # as the miner's pool
     try:
-        pool.submit(time.sleep, 30)
+        future = pool.submit(time.sleep, 60)
+        deadline = time.monotonic() + 60  # a loaded machine can take a while to start the worker
+        while not future.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert isinstance(pool._processes, dict) and pool._processes, "ProcessPoolExecutor._processes moved"
         worker = next(iter(pool._processes.values()))
         terminate_workers(pool)
-        worker.join(timeout=10)
+        worker.join(timeout=30)
         assert not worker.is_alive()
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
