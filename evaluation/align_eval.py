@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from eat import markdown
 from eat.errors import UserError
 from evaluation.backends import Chat, ChatBackend
 from evaluation.spans import clean_answer, snap
@@ -246,13 +247,12 @@ def evaluate_align(
 
 def format_scores(reports: Sequence[AlignReport]) -> str:
     """A Markdown table: one row per system and group, exact and snapped accuracy."""
-    lines = ["| system | lang | items | n | exact | snapped |", "|---|---|---|---:|---:|---:|"]
-    for report in reports:
-        for s in report.scores():
-            lines.append(
-                f"| {report.system} | {s.lang} | {s.slice} | {s.n} | {s.exact:.0%} | {s.snapped:.0%} |"
-            )
-    return "\n".join(lines)
+    rows = [
+        (report.system, s.lang, s.slice, s.n, f"{s.exact:.0%}", f"{s.snapped:.0%}")
+        for report in reports
+        for s in report.scores()
+    ]
+    return markdown.table(("system", "lang", "items", "n", "exact", "snapped"), rows, "lllrrr")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
