@@ -23,6 +23,7 @@ import json
 import math
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -147,6 +148,7 @@ def run_ours(model_dir: Path, data: Path, steps: int, rows_per_step: int, work: 
         return original(self, model, inputs, *a, **k)
 
     trl.SFTTrainer.compute_loss = compute_loss
+    shutil.rmtree(work / f"ours-{rows_per_step}", ignore_errors=True)  # each run starts afresh
     recipe = load_recipe(
         RECIPE,
         [
