@@ -8,7 +8,7 @@
 
 Raw answers keep the tagger's own labels (they are cached as text); every tagger maps them to the test set's
 types at parse time through one table, `label_table` (defaults + `ner_label_map`), so a new map never needs
-a re-run. `parse_entities` reads "(TYPE, entity)" answers and keeps commas inside names
+a re-run. `parse_ner_reply` reads "(TYPE, entity)" answers and keeps commas inside names
 ("(ORG, Apple, Inc.)"), and also accepts a JSON list of {type, text} objects.
 
 `check_tagger_spec` and `load_tagger` are what the pipeline calls: the first is cheap and runs before any
@@ -88,7 +88,7 @@ def _lookup(label: str, table: Mapping[str, str | None]) -> str | None:
     return table.get(_norm_label(label))
 
 
-def map_type(label: str, label_map: Mapping[str, str | None] | None = None) -> str | None:
+def normalize_label(label: str, label_map: Mapping[str, str | None] | None = None) -> str | None:
     """PERSON -> PER, B-LOC -> LOC; None for a label the table drops (see `label_table`)."""
     return _lookup(label, label_table(label_map))
 
@@ -169,7 +169,7 @@ def _line_items(text: str, table: Mapping[str, str | None]) -> list[tuple[str, s
     return out if found else None
 
 
-def parse_entities(text: str, label_map: Mapping[str, str | None] | None = None) -> list[tuple[str, str]]:
+def parse_ner_reply(text: str, label_map: Mapping[str, str | None] | None = None) -> list[tuple[str, str]]:
     """Entities in a tagger or LLM answer, in order, mapped with `label_table(label_map)`; raises ValueError
     when nothing can be read.
 

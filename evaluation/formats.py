@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from eat import languages
+from eat.conll import read_columns
 from eat.errors import UserError
 from evaluation.entities import Entity, Sentence
 from evaluation.tags import lenient_chunks, to_iob2
@@ -127,35 +128,16 @@ def load_dataset_file(
 
 
 def _load_columns(path: Path, fmt: str, lang: str, label_map, hash_as_space: bool) -> list[Sentence]:
+    """Test sentences of a column file (`eat.conll` reads the columns; the tags are checked against `fmt`)."""
     tag_re = _TAG_RE[fmt]
     sentences: list[Sentence] = []
-    tokens: list[str] = []
-    tags: list[str] = []
-    with open(path, encoding="utf-8-sig") as fh:
-        for lineno, raw in enumerate(fh, 1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                if tokens:
-                    sentences.append(_make_sentence(str(len(sentences)), tokens, tags, lang, hash_as_space))
-                    tokens, tags = [], []
-                continue
-            cols = line.split("\t") if "\t" in line else line.split()
-            if cols[0] == "-DOCSTART-":
-                continue
-            if len(cols) < 2 or not cols[0] or not cols[-1]:
-                raise UserError(
-                    f"expected `token<TAB>tag` (tag in the last column), got {line[:60]!r}",
-                    path=path,
-                    line=lineno,
-                )
-            tag = cols[-1].strip()
+    for n, sentence in enumerate(read_columns(path)):
+        for tag, lineno in zip(sentence.tags, sentence.lines, strict=True):
             if not tag_re.match(tag):
                 allowed = "O, B-X, I-X" if fmt == "bio" else "O, B-X, I-X, M-X, E-X, S-X"
                 raise UserError(f"bad {fmt} tag {tag!r} (allowed: {allowed})", path=path, line=lineno)
-            tokens.append(cols[0])
-            tags.append(_map_tag(tag, label_map))
-    if tokens:
-        sentences.append(_make_sentence(str(len(sentences)), tokens, tags, lang, hash_as_space))
+        tags = [_map_tag(tag, label_map) for tag in sentence.tags]
+        sentences.append(_make_sentence(str(n), sentence.tokens, tags, lang, hash_as_space))
     return sentences
 
 

@@ -22,7 +22,7 @@ from eat.prompts import PromptSet, load_prompts
 from evaluation.backends.base import ChatBackend
 from evaluation.chat_cache import ChatItem, StageCache, digest, run_chats, run_turns, weights_fingerprint
 from evaluation.config import EvalRecipe
-from evaluation.english_ner import Tagger, parse_entities
+from evaluation.english_ner import Tagger, parse_ner_reply
 from evaluation.entities import Entity, Sentence
 from evaluation.records import EnglishEntity, Failure, PredictionRow, Trace
 from evaluation.spans import place
@@ -165,7 +165,7 @@ class Pipeline:
                 for i in ids
             ]
             out = self._chats(items, None, "stage2", "stage 2 English NER", "translations")
-            parse = functools.partial(parse_entities, label_map=self.cfg.ner_label_map)
+            parse = functools.partial(parse_ner_reply, label_map=self.cfg.ner_label_map)
         else:
             sid = digest("stage2", self.tagger.name, weights_fingerprint(self.tagger.path))
             items = [ChatItem(digest(sid, texts[i]), i, lambda r, t=texts[i]: t) for i in ids]
@@ -283,7 +283,7 @@ class Pipeline:
                 try:
                     if not reply.strip():  # nothing generated is a failure, not an answer of "no entities"
                         raise ValueError("empty reply")
-                    found = parse_entities(reply, self.cfg.ner_label_map)
+                    found = parse_ner_reply(reply, self.cfg.ner_label_map)
                 except ValueError as exc:
                     trace.failure = Failure(stage="direct", reason=f"unparseable answer: {exc}")
                     found = []

@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from eat.conll import read_columns
 from eat.errors import UserError
 from training.config import NERTaggerRecipe
 from training.loading import (
@@ -28,41 +29,22 @@ log = logging.getLogger(__name__)
 
 
 def read_conll(path: str | Path) -> list[tuple[list[str], list[str]]]:
-    """Sentences of a CoNLL/BIO file: the first column is the token, the last the tag; blank lines split.
+    """Sentences of a CoNLL/BIO file as (tokens, tags), tags in IOB2 (`eat.conll` reads the columns).
 
-    `-DOCSTART-` lines are skipped. Tags must be `O` or `PREFIX-TYPE` (IOB1/IOB2/BIOES prefixes).
+    Tags must be `O` or `PREFIX-TYPE` (IOB1/IOB2/BIOES prefixes); E-/S- become I-/B-.
     """
     path = Path(path)
     if not path.is_file():
         raise UserError("CoNLL file not found", path=path)
-    sentences: list[tuple[list[str], list[str]]] = []
-    tokens: list[str] = []
-    tags: list[str] = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError:
-        raise UserError("not a UTF-8 text file", path=path) from None
-    for number, line in enumerate(lines, start=1):
-        cols = line.split()
-        if not cols:
-            if tokens:
-                sentences.append((tokens, tags))
-            tokens, tags = [], []
-            continue
-        if cols[0] == "-DOCSTART-":
-            continue
-        if len(cols) < 2:
-            raise UserError(f"expected 'token ... tag' columns, got {line.strip()!r}", path=path, line=number)
-        tag = cols[-1]
-        if tag != "O" and (len(tag) < 3 or tag[1] != "-" or tag[0] not in "BIES"):
-            raise UserError(f"tag {tag!r} is not O or B-/I-/E-/S-TYPE", path=path, line=number)
-        tokens.append(cols[0])
-        tags.append("B" + tag[1:] if tag[0] == "S" else "I" + tag[1:] if tag[0] == "E" else tag)
-    if tokens:
-        sentences.append((tokens, tags))
-    if not sentences:
-        raise UserError("no sentences found", path=path)
-    return sentences
+    out = []
+    for sentence in read_columns(path):
+        tags = []
+        for tag, number in zip(sentence.tags, sentence.lines, strict=True):
+            if tag != "O" and (len(tag) < 3 or tag[1] != "-" or tag[0] not in "BIES"):
+                raise UserError(f"tag {tag!r} is not O or B-/I-/E-/S-TYPE", path=path, line=number)
+            tags.append("B" + tag[1:] if tag[0] == "S" else "I" + tag[1:] if tag[0] == "E" else tag)
+        out.append((sentence.tokens, tags))
+    return out
 
 
 def to_pairs(sentences, prefix: str) -> list[dict[str, str]]:
@@ -72,7 +54,7 @@ def to_pairs(sentences, prefix: str) -> list[dict[str, str]]:
     ]
 
 
-def entity_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
+def text_entity_scores(predictions: list[str], references: list[str]) -> dict[str, float]:
     """Micro precision/recall/F1 over (TYPE, entity) pairs parsed from generated and gold texts."""
     tp = n_pred = n_gold = 0
     unparsable = 0
@@ -155,7 +137,7 @@ def run_ner_tagger(recipe: NERTaggerRecipe, callbacks: list | None = None) -> di
         labels = np.where(labels < 0, tokenizer.pad_token_id, labels)
         pred_text = tokenizer.batch_decode(preds, skip_special_tokens=True)
         gold_text = tokenizer.batch_decode(labels, skip_special_tokens=True)
-        return entity_scores(pred_text, gold_text)
+        return text_entity_scores(pred_text, gold_text)
 
     trainer = Seq2SeqTrainer(
         model=model,

@@ -16,40 +16,40 @@ from evaluation.english_ner import (
     check_tagger_spec,
     label_table,
     load_tagger,
-    map_type,
-    parse_entities,
+    normalize_label,
+    parse_ner_reply,
 )
 
 
 def test_parse_keeps_commas_inside_names():
     text = "(ORGANIZATION, Apple, Inc.)\n(PERSON, Smith, John)\n(LOCATION, Paris)"
-    assert parse_entities(text) == [("ORG", "Apple, Inc."), ("PER", "Smith, John"), ("LOC", "Paris")]
+    assert parse_ner_reply(text) == [("ORG", "Apple, Inc."), ("PER", "Smith, John"), ("LOC", "Paris")]
 
 
 def test_parse_variants():
-    assert parse_entities("(PER, Marie Curie); (ORG, Foo (band)); (LOC, Paris)") == [
+    assert parse_ner_reply("(PER, Marie Curie); (ORG, Foo (band)); (LOC, Paris)") == [
         ("PER", "Marie Curie"),
         ("ORG", "Foo (band)"),
         ("LOC", "Paris"),
     ]
-    assert parse_entities("1. (PERSON, Li Bai)\n2. (LOCATION, Suyab)") == [
+    assert parse_ner_reply("1. (PERSON, Li Bai)\n2. (LOCATION, Suyab)") == [
         ("PER", "Li Bai"),
         ("LOC", "Suyab"),
     ]
-    assert parse_entities("(Paris, LOCATION)") == [("LOC", "Paris")]
-    assert parse_entities('(PERSON, "Li Bai") (DATE, 1950)') == [("PER", "Li Bai")]
-    assert parse_entities('[{"type": "PERSON", "text": "Li Bai"}]') == [("PER", "Li Bai")]
+    assert parse_ner_reply("(Paris, LOCATION)") == [("LOC", "Paris")]
+    assert parse_ner_reply('(PERSON, "Li Bai") (DATE, 1950)') == [("PER", "Li Bai")]
+    assert parse_ner_reply('[{"type": "PERSON", "text": "Li Bai"}]') == [("PER", "Li Bai")]
     for empty in ("", "(NONE)", "None", "[]"):
-        assert parse_entities(empty) == []
+        assert parse_ner_reply(empty) == []
 
 
 def test_parse_rejects_garbage():
     with pytest.raises(ValueError):
-        parse_entities("I could not find any names, sorry")
+        parse_ner_reply("I could not find any names, sorry")
 
 
 def test_map_type():
-    assert [map_type(x) for x in ("PERSON", "B-LOC", "organization", "GPE", "DATE")] == [
+    assert [normalize_label(x) for x in ("PERSON", "B-LOC", "organization", "GPE", "DATE")] == [
         "PER",
         "LOC",
         "ORG",
@@ -59,7 +59,7 @@ def test_map_type():
 
 
 def test_default_label_map_keeps_only_per_loc_org():
-    assert [map_type(x) for x in ("PER", "person", "GPE", "FAC", "LOCATION", "ORGANIZATION", "I-ORG")] == [
+    assert [normalize_label(x) for x in ("PER", "person", "GPE", "FAC", "LOCATION", "ORGANIZATION", "I-ORG")] == [
         "PER",
         "PER",
         "LOC",
@@ -69,7 +69,7 @@ def test_default_label_map_keeps_only_per_loc_org():
         "ORG",
     ]
     # WikiANN has no MISC: a predicted MISC would only be a false positive, so it is dropped by default
-    assert [map_type(x) for x in ("MISC", "NORP", "DATE", "CARDINAL", "WORK_OF_ART")] == [None] * 5
+    assert [normalize_label(x) for x in ("MISC", "NORP", "DATE", "CARDINAL", "WORK_OF_ART")] == [None] * 5
 
 
 def test_label_map_overrides_add_rename_and_drop():
@@ -77,13 +77,13 @@ def test_label_map_overrides_add_rename_and_drop():
     table = label_table(overrides)
     assert table["NORP"] == "MISC" and table["FAC"] is None and table["ORG"] is None
     assert table["PERSON"] == "PER" and table["GPE"] == "LOC"  # defaults stay under the overrides
-    assert map_type("B-NORP", overrides) == "MISC" and map_type("FAC", overrides) is None
+    assert normalize_label("B-NORP", overrides) == "MISC" and normalize_label("FAC", overrides) is None
     text = "(NORP, Germans)\n(FAC, Golden Gate Bridge)\n(LOCATION, Paris)\n(ORG, Tang court)\n(MISC, Tang)"
     # renamed once: LOCATION -> GEO is not looked up again (GEO is no known label)
-    assert parse_entities(text, overrides) == [("MISC", "Germans"), ("GEO", "Paris"), ("MISC", "Tang")]
-    assert parse_entities(text) == [("LOC", "Golden Gate Bridge"), ("LOC", "Paris"), ("ORG", "Tang court")]
-    assert parse_entities('[{"type": "NORP", "text": "Germans"}]', {"NORP": "MISC"}) == [("MISC", "Germans")]
-    assert parse_entities("(Germans, NORP)", {"NORP": "MISC"}) == [("MISC", "Germans")]
+    assert parse_ner_reply(text, overrides) == [("MISC", "Germans"), ("GEO", "Paris"), ("MISC", "Tang")]
+    assert parse_ner_reply(text) == [("LOC", "Golden Gate Bridge"), ("LOC", "Paris"), ("ORG", "Tang court")]
+    assert parse_ner_reply('[{"type": "NORP", "text": "Germans"}]', {"NORP": "MISC"}) == [("MISC", "Germans")]
+    assert parse_ner_reply("(Germans, NORP)", {"NORP": "MISC"}) == [("MISC", "Germans")]
 
 
 def test_cli_ner_label_map_flag(tmp_path, monkeypatch, capsys):

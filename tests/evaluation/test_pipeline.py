@@ -269,9 +269,9 @@ class _Tagger:
         return [self.answers[t] for t in texts]
 
     def parse(self, raw):
-        from evaluation.english_ner import parse_entities
+        from evaluation.english_ner import parse_ner_reply
 
-        return parse_entities(raw)
+        return parse_ner_reply(raw)
 
 
 def test_tagger_runs_in_batches_through_the_stage_cache(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eat.prompts import load_prompts
-from evaluation.english_ner import parse_entities
+from evaluation.english_ner import parse_ner_reply
 from evaluation.spans import clean_answer, snap
 from evaluation.translate import read_translation
 
@@ -50,7 +50,7 @@ def parse_row(row):
     if task in ("ner", "direct"):
         answer = _template(row, "direct").answer(reply) if task == "direct" else reply
         try:
-            return [list(item) for item in parse_entities(answer)]
+            return [list(item) for item in parse_ner_reply(answer)]
         except ValueError:
             return None
     answer = _template(row, "align").answer(reply)
@@ -103,7 +103,7 @@ PER_LOC = [("PER", "Li Bai"), ("LOC", "Chang'an")]
     ],
 )
 def test_ner_shapes(reply, expected):
-    assert parse_entities(reply) == expected
+    assert parse_ner_reply(reply) == expected
 
 
 @pytest.mark.parametrize(
@@ -119,7 +119,7 @@ def test_ner_shapes(reply, expected):
 )
 def test_ner_unparseable(reply):
     with pytest.raises(ValueError):
-        parse_entities(reply)
+        parse_ner_reply(reply)
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from eat.config import validate
 from eat.errors import UserError
 from training.config import NERTaggerRecipe
 from training.ner_format import format_entities, parse_entities, spans_to_entities
-from training.ner_tagger import entity_scores, read_conll, run_ner_tagger, tag_sentences
+from training.ner_tagger import read_conll, run_ner_tagger, tag_sentences, text_entity_scores
 
 
 def test_format_round_trips_commas_and_parentheses():
@@ -47,7 +47,7 @@ def test_read_conll_and_errors(conll_file, tmp_path):
     )
     bad = tmp_path / "bad.conll"
     bad.write_text("Paris B-LOC\nlonely\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"bad.conll:2: expected 'token ... tag'"):
+    with pytest.raises(UserError, match=r"bad.conll:2: expected `token<TAB>tag`"):
         read_conll(bad)
     bad.write_text("Paris LOCATION\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"bad.conll:1: tag 'LOCATION'"):
@@ -57,7 +57,7 @@ def test_read_conll_and_errors(conll_file, tmp_path):
 
 
 def test_entity_scores_count_duplicates_once_each():
-    scores = entity_scores(["(LOC, Bonn); (LOC, Bonn); (PER, X)"], ["(LOC, Bonn); (ORG, Y)"])
+    scores = text_entity_scores(["(LOC, Bonn); (LOC, Bonn); (PER, X)"], ["(LOC, Bonn); (ORG, Y)"])
     assert scores["precision"] == pytest.approx(1 / 3) and scores["recall"] == pytest.approx(1 / 2)
 
 
