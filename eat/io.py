@@ -134,7 +134,9 @@ def check_out(path: Path, overwrite: bool, inputs: Iterable[str | Path] = ()) ->
 def check_writable(folder: str | Path) -> None:
     """Fail in one line before long work if `folder` cannot be created or written (read-only, no space...)."""
     folder = Path(folder)
-    created = [p for p in (folder, *folder.parents) if not p.exists()]  # removed again: the check writes nothing
+    created = [
+        p for p in (folder, *folder.parents) if not p.exists()
+    ]  # removed again: the check writes nothing
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".eat-probe.", suffix=".tmp", dir=folder)

@@ -59,7 +59,9 @@ def test_map_type():
 
 
 def test_default_label_map_keeps_only_per_loc_org():
-    assert [normalize_label(x) for x in ("PER", "person", "GPE", "FAC", "LOCATION", "ORGANIZATION", "I-ORG")] == [
+    assert [
+        normalize_label(x) for x in ("PER", "person", "GPE", "FAC", "LOCATION", "ORGANIZATION", "I-ORG")
+    ] == [
         "PER",
         "PER",
         "LOC",
