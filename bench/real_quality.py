@@ -132,7 +132,7 @@ def main() -> None:
     ap.add_argument("--spacy", type=Path, default=MODELS / "en_core_web_sm")
     ap.add_argument("--langs", default="zh,ja")
     ap.add_argument("--max-per-lang", type=int, default=375, help="align rows per language before the split")
-    ap.add_argument("--max-steps", type=int, default=5, help="LoRA steps (58 s each on 2 cores)")
+    ap.add_argument("--max-steps", type=int, default=5, help="LoRA steps (~9 s each on 2 idle cores)")
     ap.add_argument("--align-per-lang", type=int, default=50, help="held-out align items per language")
     ap.add_argument("--wikiann", type=int, default=20, help="WikiANN dev sentences per language")
     ap.add_argument("--modes", default="eat,translate-test,direct")
