@@ -27,18 +27,18 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from eat import markdown
 from eat.errors import UserError
 from evaluation.backends import Chat, ChatBackend
 from evaluation.spans import clean_answer, snap
+from wiki_data.schema import AlignTestItem
 
 GREEDY = {"do_sample": False}
 # The rule's delimiters: brackets, commas, enumeration comma and any space (full-width included).
 _FIRST_PHRASE_END = re.compile(r"[「（(，,、\s]")
-ITEM_SOURCES = ("pair", "mention")
 # The groups scored, in report order: pair items are plain or shifted; a mention item is in "mentions" and
 # in every other slice its flags put it in.
 SLICES = (
@@ -51,45 +51,12 @@ SLICES = (
 )
 
 
-@dataclass(frozen=True)
-class AlignItem:
-    """One line of align_test.jsonl or align_test_mentions.jsonl: the chat to send and the gold phrase with
-    its offset; mention items (`source: mention`) carry their flags."""
-
-    lang: str
-    qid: str | None
-    en_title: str
-    phrase: str
-    sentence: str
-    answer: str
-    answer_start: int
-    shifted: bool
-    messages: list[dict[str, str]]
-    followups: list[str] = field(default_factory=list)
-    source: str = "pair"
-    match: str | None = None  # mentions: "title", "alias" or "differs"
-    n_in_sentence: int | None = None
-    at_start: bool | None = None
-    surface_differs: bool | None = None
-    multi: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.source not in ITEM_SOURCES:
-            raise ValueError(f"source must be one of {', '.join(ITEM_SOURCES)}, not {self.source!r}")
-        if self.source == "mention" and None in (self.at_start, self.surface_differs, self.multi):
-            raise ValueError("a mention item needs at_start, surface_differs and multi")
-
-    @property
-    def span(self) -> tuple[int, int]:
-        return self.answer_start, self.answer_start + len(self.answer)
-
-    @property
-    def slices(self) -> tuple[str, ...]:
-        """The SLICES this item is scored in."""
-        if self.source == "pair":
-            return ("shifted",) if self.shifted else ("plain",)
-        flags = (not self.at_start, self.surface_differs, self.multi)
-        return ("mentions", *(name for name, on in zip(SLICES[3:], flags, strict=True) if on))
+def item_slices(item: AlignTestItem) -> tuple[str, ...]:
+    """The SLICES an item is scored in."""
+    if item.source == "pair":
+        return ("shifted",) if item.shifted else ("plain",)
+    flags = (not item.at_start, item.surface_differs, item.multi)
+    return ("mentions", *(name for name, on in zip(SLICES[3:], flags, strict=True) if on))
 
 
 @dataclass(frozen=True)
@@ -157,7 +124,7 @@ class AlignReport:
         (out / "metrics.json").write_text(json.dumps(self.metrics(), indent=2) + "\n", encoding="utf-8")
 
 
-def load_items(path: str | Path) -> list[AlignItem]:
+def load_items(path: str | Path) -> list[AlignTestItem]:
     """Items of an align_test.jsonl or align_test_mentions.jsonl; a malformed line is a UserError naming the
     file and line."""
     items = []
@@ -166,13 +133,13 @@ def load_items(path: str | Path) -> list[AlignItem]:
             if not line.strip():
                 continue
             try:
-                items.append(AlignItem(**json.loads(line)))
+                items.append(AlignTestItem(**json.loads(line)))
             except (ValueError, TypeError) as exc:
                 raise UserError(f"not an align test item ({exc})", path=path, line=number) from None
     return items
 
 
-def first_items(items: Sequence[AlignItem], per_lang: int) -> list[AlignItem]:
+def first_items(items: Sequence[AlignTestItem], per_lang: int) -> list[AlignTestItem]:
     """The first `per_lang` items of each language and source in file order (plain and shifted copies stay
     adjacent; pair and mention items are counted apart)."""
     taken: Counter[tuple[str, str]] = Counter()
@@ -190,11 +157,11 @@ def first_phrase(sentence: str) -> str:
     return _FIRST_PHRASE_END.split(sentence, maxsplit=1)[0]
 
 
-def first_phrase_answers(items: Sequence[AlignItem]) -> list[str]:
+def first_phrase_answers(items: Sequence[AlignTestItem]) -> list[str]:
     return [first_phrase(item.sentence) for item in items]
 
 
-def score_answers(items: Sequence[AlignItem], replies: Sequence[str], system: str) -> AlignReport:
+def score_answers(items: Sequence[AlignTestItem], replies: Sequence[str], system: str) -> AlignReport:
     """Score one reply per item (the last turn's reply for multi-turn chats)."""
     if len(items) != len(replies):
         raise ValueError(f"{len(items)} items but {len(replies)} replies")
@@ -216,14 +183,14 @@ def score_answers(items: Sequence[AlignItem], replies: Sequence[str], system: st
                 snap_start=found.start,
                 snap_end=found.end,
                 source=item.source,
-                slices=item.slices,
+                slices=item_slices(item),
             )
         )
     return AlignReport(system, results)
 
 
 def evaluate_align(
-    backend: ChatBackend, items: Sequence[AlignItem], *, max_new_tokens: int = 32, batch_size: int = 64
+    backend: ChatBackend, items: Sequence[AlignTestItem], *, max_new_tokens: int = 32, batch_size: int = 64
 ) -> AlignReport:
     """Send every item's chat (and its follow-up turns, each after the model's own reply) greedily."""
     chats: list[Chat] = [list(item.messages) for item in items]

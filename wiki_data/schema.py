@@ -24,6 +24,7 @@ The schemas live here so writers and readers cannot drift.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
@@ -96,12 +97,9 @@ def mentions_table(rows: list[dict]) -> pa.Table:
 
 def read_mentions(directory: str | Path) -> pa.Table:
     """All mentions shards of a mining output folder as one table (MENTIONS_SCHEMA)."""
-    import pyarrow.parquet as pq
-
     directory = Path(directory)
-    if directory.is_file() and directory.suffix == ".parquet":
-        paths = [directory]
-    else:
+    paths = [directory] if directory.is_file() and directory.suffix == ".parquet" else None
+    if paths is None:
         if not directory.is_dir():
             raise UserError(
                 "mentions folder not found (expected the OUT of `eat wiki mine --mentions`)", path=directory
@@ -112,17 +110,7 @@ def read_mentions(directory: str | Path) -> pa.Table:
                 f"no {MENTION_GLOB} files (mine with `eat wiki mine --mentions` into this folder)",
                 path=directory,
             )
-    tables = []
-    for path in paths:
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several types for damaged files
-            raise UserError(f"unreadable Parquet shard: {exc}", path=path) from None
-        missing = [c for c in MENTION_COLUMNS if c not in table.column_names]
-        if missing:
-            raise UserError(f"not a mentions shard: missing column(s) {', '.join(missing)}", path=path)
-        tables.append(_conform(table.select(list(MENTION_COLUMNS)), MENTIONS_SCHEMA, path))
-    return pa.concat_tables(tables)
+    return _read_shards(paths, MENTIONS_SCHEMA, "a mentions shard")
 
 
 def pairs_table(rows: list[dict]) -> pa.Table:
@@ -137,8 +125,6 @@ def shard_paths(directory: str | Path) -> list[Path]:
 
 def read_pairs(directory: str | Path, columns: list[str] | None = None) -> pa.Table:
     """All shards of a mining output folder as one table (PAIRS_SCHEMA, or the requested columns)."""
-    import pyarrow.parquet as pq
-
     directory = Path(directory)
     if directory.is_file() and directory.suffix == ".parquet":
         paths = [directory]
@@ -148,34 +134,52 @@ def read_pairs(directory: str | Path, columns: list[str] | None = None) -> pa.Ta
         paths = shard_paths(directory)
         if not paths:
             raise UserError(f"no {SHARD_GLOB} files (expected the OUT of `eat wiki mine`)", path=directory)
+    schema = PAIRS_SCHEMA if columns is None else pa.schema([PAIRS_SCHEMA.field(c) for c in columns])
+    return _read_shards(paths, schema, "an entity-pairs shard")
+
+
+def _read_shards(paths: list[Path], schema: pa.Schema, what: str) -> pa.Table:
+    """Shards read (only `schema`'s columns), checked and cast to `schema`, as one table; one UserError
+    naming the file for a damaged shard, a missing column, a null or a wrong type."""
+    import pyarrow.parquet as pq
+
     tables = []
     for path in paths:
         try:
-            table = pq.read_table(path, columns=columns)
-        except Exception as exc:  # pyarrow raises several types for damaged files
+            table = pq.read_table(path, columns=list(schema.names))
+        except Exception as exc:  # pyarrow raises several types for damaged files and missing columns
+            present = _columns_of(path)
+            missing = [c for c in schema.names if present is not None and c not in present]
+            if missing:
+                raise UserError(f"not {what}: missing column(s) {', '.join(missing)}", path=path) from None
             raise UserError(f"unreadable Parquet shard: {exc}", path=path) from None
-        missing = [c for c in (columns or PAIRS_COLUMNS) if c not in table.column_names]
-        if missing:
-            raise UserError(f"not an entity-pairs shard: missing column(s) {', '.join(missing)}", path=path)
-        schema = PAIRS_SCHEMA if columns is None else pa.schema([PAIRS_SCHEMA.field(c) for c in columns])
         tables.append(_conform(table.select(list(schema.names)), schema, path))
     return pa.concat_tables(tables)
 
 
+def _columns_of(path: Path) -> list[str] | None:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_schema(path).names
+    except Exception:  # not Parquet at all: the caller reports it as unreadable
+        return None
+
+
 def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
     """`table` cast to `schema`, or one line naming the column whose type or nulls do not fit."""
-    for field in schema:
-        column = table.column(field.name)
-        if not field.nullable and column.null_count:
+    for column_field in schema:
+        column = table.column(column_field.name)
+        if not column_field.nullable and column.null_count:
             row = next(i for i, v in enumerate(column.to_pylist()) if v is None)
             raise UserError(
-                f"column {field.name!r} is null in row {row}, which the schema does not allow", path=path
+                f"column {column_field.name!r} is null in row {row}, which the schema does not allow", path=path
             )
         try:
-            column.cast(field.type)
+            column.cast(column_field.type)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
             raise UserError(
-                f"column {field.name!r} holds {column.type}, expected {field.type}", path=path
+                f"column {column_field.name!r} holds {column.type}, expected {column_field.type}", path=path
             ) from None
     return table.cast(schema)
 
@@ -183,3 +187,41 @@ def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
 def iter_pairs(directory: str | Path) -> Iterator[dict]:
     """Rows of all shards as dicts (small outputs and tests; use read_pairs for columnar work)."""
     yield from read_pairs(directory).to_pylist()
+
+
+ALIGN_TEST_SOURCES = ("pair", "mention")
+
+
+@dataclass(frozen=True)
+class AlignTestItem:
+    """One line of `align_test.jsonl` or `align_test_mentions.jsonl` (written by `eat wiki sft`, scored by
+    `evaluation.align_eval`): the chat to send and the gold phrase with its offset. Mention items
+    (`source: mention`) carry their flags: anchor at the sentence start, surface differing from the title,
+    several anchors in the sentence."""
+
+    lang: str
+    qid: str | None
+    en_title: str
+    phrase: str
+    sentence: str
+    answer: str
+    answer_start: int
+    shifted: bool
+    messages: list[dict[str, str]]
+    followups: list[str] = field(default_factory=list)
+    source: str = "pair"
+    match: str | None = None  # mentions: "title", "alias" or "differs"
+    n_in_sentence: int | None = None
+    at_start: bool | None = None
+    surface_differs: bool | None = None
+    multi: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.source not in ALIGN_TEST_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(ALIGN_TEST_SOURCES)}, not {self.source!r}")
+        if self.source == "mention" and None in (self.at_start, self.surface_differs, self.multi):
+            raise ValueError("a mention item needs at_start, surface_differs and multi")
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return self.answer_start, self.answer_start + len(self.answer)

@@ -52,12 +52,16 @@ from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from math import floor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, field_validator
 
 from eat import languages, markdown
 from eat.config import StrictModel
 from eat.errors import UserError
+
+if TYPE_CHECKING:
+    from wiki_data.schema import AlignTestItem
 from eat.io import atomic_dir, check_out
 
 SFT_TASKS = ("align", "to_english")
@@ -205,28 +209,6 @@ class BuildInfo:
     skipped: Counter = field(default_factory=Counter)
     mix: list[MixCount] = field(default_factory=list)
     position_cuts: list[PositionCut] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class MentionTestItem:
-    """One line of align_test_mentions.jsonl (loads as `evaluation.align_eval.AlignItem`)."""
-
-    lang: str
-    qid: str | None
-    en_title: str
-    phrase: str
-    sentence: str
-    answer: str
-    answer_start: int
-    shifted: bool
-    messages: list[dict[str, str]]
-    followups: list[str]
-    source: str
-    match: str | None
-    n_in_sentence: int | None
-    at_start: bool
-    surface_differs: bool
-    multi: bool
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -662,12 +644,14 @@ def anchor_at_start(sentence: str, start: int) -> bool:
 
 def mention_test_items(
     rows: list[dict], val_entities: set[str], seed: int, prompts
-) -> tuple[list[MentionTestItem], int]:
+) -> tuple[list[AlignTestItem], int]:
     """The mention align test: every mention align row of `rows` (all mention rows after duplicates, before
     mixing and caps) whose entity is in validation, in its own sentence (unshifted), with flags for the
     slices of `evaluation.align_eval`, in a seeded order (so a first-N sample is a random one). Rows whose
     answer also occurs earlier in the sentence are left out (the gold span would be ambiguous). Returns the
     items and how many were left out."""
+    from wiki_data.schema import AlignTestItem  # pyarrow: kept off `eat wiki --help`
+
     items = []
     ambiguous = 0
     chosen = [ex for ex in rows if ex["_entity"] in val_entities]
@@ -682,7 +666,7 @@ def mention_test_items(
             continue
         messages, followups = _test_chats(ex, src.sentence, prompts)
         items.append(
-            MentionTestItem(
+            AlignTestItem(
                 lang=src.lang,
                 qid=src.qid,
                 en_title=src.en_title,
@@ -816,7 +800,7 @@ def _balance_section(cfg: SFTDatasetConfig, info: BuildInfo) -> list[str]:
     return [*lines, ""]
 
 
-def _mention_test_section(items: list[MentionTestItem], ambiguous: int) -> list[str]:
+def _mention_test_section(items: list[AlignTestItem], ambiguous: int) -> list[str]:
     langs = sorted({it.lang for it in items})
     lines = [
         f"## Mention align test (`{MENTION_TEST_FILE}`)",
@@ -855,7 +839,7 @@ def dataset_card(
     prompts_source: str,
     info: BuildInfo,
     test_items: list[dict] | None = None,
-    mention_items: tuple[list[MentionTestItem], int] | None = None,
+    mention_items: tuple[list[AlignTestItem], int] | None = None,
 ) -> str:
     """README.md of the dataset: what it is, how it was made, counts, answer positions, the test files."""
     names = list(splits)

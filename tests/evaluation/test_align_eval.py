@@ -10,16 +10,17 @@ import pytest
 from eat.errors import UserError
 from eat.prompts import load_prompts
 from evaluation.align_eval import (
-    AlignItem,
     evaluate_align,
     first_items,
     first_phrase,
     first_phrase_answers,
     format_scores,
+    item_slices,
     load_items,
     score_answers,
 )
 from tests.evaluation.helpers.scripted import ScriptedBackend
+from wiki_data.schema import AlignTestItem
 
 PROMPTS = load_prompts()
 ECB_ZH = "欧洲中央银行（ECB），总部设在法兰克福。"
@@ -28,10 +29,10 @@ FUJI_JA = "富士山、静岡県と山梨県にまたがる活火山。"
 SONY_JA = "ソニーは東京都港区に本社を置く。"
 
 
-def item(lang: str, phrase: str, sentence: str, answer: str, followups: list[str] | None = None) -> AlignItem:
+def item(lang: str, phrase: str, sentence: str, answer: str, followups: list[str] | None = None) -> AlignTestItem:
     start = sentence.find(answer)
     assert start >= 0
-    return AlignItem(
+    return AlignTestItem(
         lang=lang,
         qid=None,
         en_title=phrase,
@@ -53,7 +54,7 @@ ITEMS = [
 ]
 
 
-def user_turn(it: AlignItem) -> str:
+def user_turn(it: AlignTestItem) -> str:
     return it.messages[-1]["content"]
 
 
@@ -139,11 +140,11 @@ def test_load_items_and_first_items(tmp_path):
 
 def mention_item(
     lang: str, phrase: str, sentence: str, answer: str, *, match: str = "title", n: int = 1
-) -> AlignItem:
+) -> AlignTestItem:
     """An item of align_test_mentions.jsonl, flagged the way `eat wiki sft` flags it."""
     start = sentence.find(answer)
     assert start >= 0
-    return AlignItem(
+    return AlignTestItem(
         lang=lang,
         qid=None,
         en_title=phrase,
@@ -177,7 +178,7 @@ MENTIONS = [
 
 
 def test_mention_items_fall_into_slices():
-    assert [it.slices for it in MENTIONS] == [
+    assert [item_slices(it) for it in MENTIONS] == [
         ("mentions", "mentions: not at start"),
         ("mentions", "mentions: surface differs", "mentions: several per sentence"),
         ("mentions", "mentions: not at start", "mentions: several per sentence"),
@@ -185,7 +186,7 @@ def test_mention_items_fall_into_slices():
         ("mentions", "mentions: not at start"),
         ("mentions", "mentions: surface differs"),
     ]
-    assert [it.slices for it in ITEMS] == [("plain",), ("shifted",), ("plain",), ("shifted",)]
+    assert [item_slices(it) for it in ITEMS] == [("plain",), ("shifted",), ("plain",), ("shifted",)]
     # every item right except the Frankfurt one: each slice's score counts only its own items
     replies = [it.answer for it in MENTIONS]
     replies[2] = "欧洲央行"
