@@ -173,7 +173,8 @@ def _conform(table: pa.Table, schema: pa.Schema, path: Path) -> pa.Table:
         if not column_field.nullable and column.null_count:
             row = next(i for i, v in enumerate(column.to_pylist()) if v is None)
             raise UserError(
-                f"column {column_field.name!r} is null in row {row}, which the schema does not allow", path=path
+                f"column {column_field.name!r} is null in row {row}, which the schema does not allow",
+                path=path,
             )
         try:
             column.cast(column_field.type)

@@ -29,7 +29,9 @@ FUJI_JA = "富士山、静岡県と山梨県にまたがる活火山。"
 SONY_JA = "ソニーは東京都港区に本社を置く。"
 
 
-def item(lang: str, phrase: str, sentence: str, answer: str, followups: list[str] | None = None) -> AlignTestItem:
+def item(
+    lang: str, phrase: str, sentence: str, answer: str, followups: list[str] | None = None
+) -> AlignTestItem:
     start = sentence.find(answer)
     assert start >= 0
     return AlignTestItem(
