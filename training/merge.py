@@ -128,6 +128,9 @@ def merge_adapter(cfg: MergeConfig) -> dict[str, Any]:
     from training.loading import check_4bit
 
     adapter = check_adapter_folder(cfg.adapter)
+    from eat.io import check_writable
+
+    check_writable(Path(cfg.out).resolve().parent)  # before minutes of loading and merging
     out = Path(cfg.out)
     check_out(out, cfg.overwrite)  # before minutes of loading, not only when writing
     try:

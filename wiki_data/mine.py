@@ -310,6 +310,10 @@ def _mine_locked(cfg: MineConfig, files: DumpFiles, out: Path) -> dict:
     try:
         jobs, total = _jobs(files, sel, cfg)
         _collect(runner, jobs, total, rows, cfg)
+    except KeyboardInterrupt:
+        runner.close()  # workers stop at once; the shards finished so far are complete files
+        log.warning("interrupted: finished shards are kept in %s; re-run the same command with --resume", out)
+        raise
     finally:
         runner.close()
 

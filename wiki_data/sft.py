@@ -62,7 +62,7 @@ from eat.errors import UserError
 
 if TYPE_CHECKING:
     from wiki_data.schema import AlignTestItem
-from eat.io import atomic_dir, check_out
+from eat.io import atomic_dir, check_out, check_writable
 
 SFT_TASKS = ("align", "to_english")
 SOURCES = ("pair", "mention")
@@ -964,6 +964,7 @@ def build_sft(cfg: SFTDatasetConfig) -> dict[str, list[dict]]:
     if cfg.mention_fraction is not None and not (cfg.pairs and cfg.mentions):
         raise UserError("--mention-fraction needs both --pairs and --mentions")
     check_out(cfg.out, cfg.overwrite, [*cfg.pairs, *cfg.mentions])
+    check_writable(cfg.out.parent)  # before the build, not when the finished dataset is written
     if cfg.push_to_hub:  # before the work: a typo or an offline machine is one line now, not after the build
         from eat.hub import check_repo_id, hub_reachable
 

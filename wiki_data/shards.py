@@ -20,7 +20,7 @@ from rich.table import Table
 
 from eat.console import report
 from eat.errors import UserError
-from eat.io import atomic_dir, atomic_path, write_json, write_jsonl
+from eat.io import atomic_dir, atomic_path, check_writable, write_json, write_jsonl
 from wiki_data.multistream import Stream
 from wiki_data.pages import iter_raw_pages, page_id_of
 from wiki_data.schema import (
@@ -265,6 +265,7 @@ def merge(inputs: list[Path], out: Path) -> dict:
         read_pairs(folder)
         if any(Path(folder).glob(MENTION_GLOB)):
             read_mentions(folder)
+    check_writable(out.resolve().parent)
     if out.exists():
         out.rmdir()
     with atomic_dir(out) as tmp:  # the merged folder appears whole, or not at all

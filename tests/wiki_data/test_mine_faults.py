@@ -132,3 +132,18 @@ def test_shards_with_nulls_or_wrong_types_are_one_line(tmp_path):
     with pytest.raises(UserError, match=r"pairs-00000\.parquet: unreadable Parquet shard"):
         merge([folder], tmp_path / "merged")
     assert not (tmp_path / "merged").exists()
+
+
+def test_ctrl_c_stops_mining_at_once_and_says_how_to_resume(ja_multi, tmp_path):
+    out = tmp_path / "out"
+    proc = start_mining(ja_multi, out)
+    deadline = time.monotonic() + 60
+    while len(children_of(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    t0 = time.monotonic()
+    err = proc.communicate(timeout=30)[1]
+    assert proc.returncode == 130 and time.monotonic() - t0 < 5
+    assert "re-run the same command with --resume" in err
+    assert not list(out.glob(".*.tmp"))  # no half-written shard left
