@@ -364,6 +364,10 @@ def train_and_evaluate(trainer, recipe: Any, evaluate: bool, what: str) -> dict[
     # checkpoints. A killed run's lock goes with it.
     lock = output_lock(Path(output_dir) / LOCK_NAME) if state.is_main_process else contextlib.nullcontext()
     with lock:
+        if state.is_main_process:
+            from eat.io import remove_leftovers
+
+            remove_leftovers(output_dir)  # run files a killed run left half-written (.NAME.*.tmp)
         return _train_and_evaluate(trainer, recipe, evaluate, what, state)
 
 

@@ -216,6 +216,9 @@ def build_types(cfg: TypesConfig) -> dict:
         raise UserError("Wikidata dump not found", path=cfg.wikidata)
     if cfg.out.exists() and not cfg.overwrite:  # hours of work: never replaced silently
         raise UserError("output table exists; pass --overwrite or choose another --out", path=cfg.out)
+    from eat.io import check_writable
+
+    check_writable(cfg.out.resolve().parent)  # before hours of reading the Wikidata dump
     edge_item, edge_class = (
         array("I"),
         array("I"),
