@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 import time
 from collections import Counter
@@ -73,10 +74,25 @@ def init_worker(lang: str, variant: str | None, timeout: float, mention_sections
         _worker_cfg["alarm"] = True
 
 
+def _swallowed_timeouts_are_expected(previous):
+    """An unraisable-exception hook that drops the PageTimeouts a __del__ swallowed (the repeating alarm
+    raises another one) and passes anything else on: printing or reporting them would run while alarms
+    keep coming, and an alarm inside the reporting hook breaks the hook itself."""
+
+    def hook(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, PageTimeout):
+            previous(unraisable)
+
+    return hook
+
+
 def _timed(fn, *args):
     """fn(*args) under the page time limit; raises PageTimeout past it."""
     timeout, alarm = _worker_cfg["timeout"], _worker_cfg.get("alarm", False)
     start = time.monotonic()
+    previous_hook = sys.unraisablehook
+    if alarm:
+        sys.unraisablehook = _swallowed_timeouts_are_expected(previous_hook)
     try:
         if alarm:
             # The alarm repeats every 50 ms: an exception raised while Python runs a __del__ (e.g. during
@@ -94,6 +110,8 @@ def _timed(fn, *args):
         if alarm:
             signal.setitimer(signal.ITIMER_REAL, 0)
         raise
+    finally:
+        sys.unraisablehook = previous_hook
 
 
 def _mentions_of(page: Page, counts: Counter) -> list[tuple]:
