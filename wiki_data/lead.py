@@ -32,10 +32,10 @@ from wiki_data.typing_rules import infobox_type, normalize_template_name
 
 MAX_LEAD_CHARS = 60_000
 
-_HEADING = re.compile(r"^(=+)[^=\n].*?\1[ \t]*(?:<!--.*?-->)?[ \t]*$", re.M)
-_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
-_REF = re.compile(r"<ref\b[^>]*?/>|<ref\b[^>]*>.*?</ref\s*>", re.S | re.I)
-_BEHAVIOUR = re.compile(r"__[A-ZА-Я_]+__")
+HEADING_RE = re.compile(r"^(=+)[^=\n].*?\1[ \t]*(?:<!--.*?-->)?[ \t]*$", re.M)
+COMMENT_RE = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+REF_RE = re.compile(r"<ref\b[^>]*?/>|<ref\b[^>]*>.*?</ref\s*>", re.S | re.I)
+BEHAVIOUR_RE = re.compile(r"__[A-ZА-Я_]+__")
 _SPACES = re.compile(r"[ \t\u00a0\u2009\u200b\u200e\u200f\u202f\u3000]+")
 _EMPTY_BRACKETS = re.compile(r"\s*[(（\[]\s*(?:[,;:，；：、،؛/]\s*|-\s+)*[)）\]]")
 _LEADING_SEP = re.compile(r"([(（])\s*(?:[,;:，；：、،؛]\s*)+")
@@ -50,7 +50,7 @@ LINK_NAMESPACES = {
     "категория", "파일", "그림", "분류", "ملف", "صورة", "تصنيف", "文件", "檔案", "档案", "图像", "圖像", "分类",
     "分類", "wikipedia", "wp", "help", "template", "portal", "special", "user", "wikt", "wiktionary",
 }  # fmt: skip
-_INTERWIKI = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2,8})*$")
+INTERWIKI_RE = re.compile(r"^[a-z]{2,3}(?:-[a-z]{2,8})*$")
 
 # Templates whose argument is running text: name -> index of the positional argument to keep.
 KEEP_ARG = {
@@ -84,12 +84,12 @@ class NoSentence(Exception):
 
 def lead_wikitext(text: str) -> str:
     """The text before the first section heading (comments and refs removed, size capped)."""
-    text = _COMMENT.sub("", text)
-    m = _HEADING.search(text)
+    text = COMMENT_RE.sub("", text)
+    m = HEADING_RE.search(text)
     if m:
         text = text[: m.start()]
-    text = _REF.sub("", text)
-    text = _BEHAVIOUR.sub("", text)
+    text = REF_RE.sub("", text)
+    text = BEHAVIOUR_RE.sub("", text)
     return text[:MAX_LEAD_CHARS]
 
 
@@ -158,7 +158,7 @@ def title_base(title: str) -> str:
     return base or title
 
 
-class _Renderer:
+class Renderer:
     """Wikicode -> plain text, remembering the first bold span and the first typed infobox."""
 
     def __init__(self, lang: str, variant: str | None):
@@ -204,7 +204,7 @@ class _Renderer:
         title = str(node.title).strip()
         if ":" in title and not title.startswith(":"):
             prefix = title.split(":", 1)[0].strip().lower()
-            if prefix in LINK_NAMESPACES or _INTERWIKI.match(prefix):
+            if prefix in LINK_NAMESPACES or INTERWIKI_RE.match(prefix):
                 return ""
         if node.text is not None:
             return self.render(node.text)
@@ -351,7 +351,8 @@ def split_sentences(text: str, lang: str) -> list[str]:
 # ----------------------------------------------------------------------------------------- the page
 
 
-def _variant(text: str, lang: str, variant: str | None, wikitext: bool = False) -> str:
+def in_variant(text: str, lang: str, variant: str | None, wikitext: bool = False) -> str:
+    """`text` in the output script variant (zh only; other languages are returned as they are)."""
     if lang != "zh" or not variant:
         return text
     from wiki_data.normalize import to_variant
@@ -364,8 +365,8 @@ def render_lead(
 ) -> tuple[list[str], str | None, str | None]:
     """Cleaned paragraphs of the lead, its first bold span and the type its infobox implies."""
     lead = lead_wikitext(wikitext)
-    lead = shrink_templates(_variant(lead, lang, variant, wikitext=True))
-    renderer = _Renderer(lang, variant)
+    lead = shrink_templates(in_variant(lead, lang, variant, wikitext=True))
+    renderer = Renderer(lang, variant)
     text = renderer.render(mwparserfromhell.parse(lead, skip_style_tags=False))
     text = html.unescape(text)
     paragraphs = [clean_text(p, lang) for p in re.split(r"\n\s*\n|\n", text)]
@@ -376,7 +377,7 @@ def render_lead(
 def process_page(title: str, wikitext: str, lang: str, variant: str | None = None) -> LeadResult:
     """Surface, sentence and infobox type of one article; raises NoSentence when there is no usable sentence."""
     paragraphs, bold, itype = render_lead(wikitext, lang, variant)
-    base = _variant(title_base(title), lang, variant)
+    base = in_variant(title_base(title), lang, variant)
     candidates = []
     if bold and len(bold) <= 100:
         candidates.append(bold)

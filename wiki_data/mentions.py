@@ -23,15 +23,15 @@ from mwparserfromhell.nodes import Wikilink
 
 from eat import languages, markdown
 from wiki_data.lead import (
-    _BEHAVIOUR,
-    _COMMENT,
-    _HEADING,
-    _INTERWIKI,
-    _REF,
+    BEHAVIOUR_RE,
+    COMMENT_RE,
+    HEADING_RE,
+    INTERWIKI_RE,
     LINK_NAMESPACES,
-    _Renderer,
-    _variant,
+    REF_RE,
+    Renderer,
     clean_text,
+    in_variant,
     shrink_templates,
     split_sentences,
     title_base,
@@ -82,7 +82,7 @@ def _trail_ok(trail: str, lang: str) -> bool:
     return trail.islower() or (lang in ("ar", "fa") and all("\u0600" <= c <= "\u06ff" for c in trail))
 
 
-class _LinkRenderer(_Renderer):
+class _LinkRenderer(Renderer):
     """The lead renderer, with each anchor's text wrapped in OPEN, index, ..., CLOSE."""
 
     def __init__(self, lang: str, variant: str | None, counts: Counter):
@@ -96,7 +96,7 @@ class _LinkRenderer(_Renderer):
         bare = raw.lstrip(":").strip()
         if ":" in bare:
             prefix = bare.split(":", 1)[0].strip().lower()
-            if prefix in LINK_NAMESPACES or _INTERWIKI.match(prefix):
+            if prefix in LINK_NAMESPACES or INTERWIKI_RE.match(prefix):
                 self.counts["link_not_article"] += 1
                 return super()._link(node)  # files, categories vanish; `[[:Category:X|y]]` keeps "y"
         if self.in_link:  # a link inside an anchor: part of the outer anchor's text
@@ -123,10 +123,10 @@ class _LinkRenderer(_Renderer):
 
 def _sections(wikitext: str, sections: int) -> list[str]:
     """The lead and the first `sections` body sections (comments, refs and behaviour switches removed)."""
-    text = _COMMENT.sub("", wikitext[: MAX_SCAN_CHARS * 2])
-    text = _BEHAVIOUR.sub("", _REF.sub("", text))
+    text = COMMENT_RE.sub("", wikitext[: MAX_SCAN_CHARS * 2])
+    text = BEHAVIOUR_RE.sub("", REF_RE.sub("", text))
     chunks, pos = [], 0
-    for m in _HEADING.finditer(text):
+    for m in HEADING_RE.finditer(text):
         chunks.append(text[pos : m.start()])
         pos = m.end()
         if len(chunks) > sections:
@@ -196,7 +196,7 @@ def scan_page(
     number = 0
     for section, chunk in enumerate(chunks):
         renderer = _LinkRenderer(lang, variant, counts)
-        chunk = shrink_templates(_variant(chunk, lang, variant, wikitext=True))
+        chunk = shrink_templates(in_variant(chunk, lang, variant, wikitext=True))
         text = renderer.render(mwparserfromhell.parse(chunk, skip_style_tags=False))
         if not renderer.targets:
             continue
