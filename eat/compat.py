@@ -24,8 +24,13 @@ def terminate_workers(executor) -> None:
     processes = getattr(executor, "_processes", None)
     if processes is None:
         return  # nothing started, or a Python that renamed it: shutdown() below still stops the pool
-    for proc in list(processes.values()):
+    workers = list(processes.values())
+    for proc in workers:
         proc.terminate()
+    for proc in workers:  # a worker that ignores SIGTERM (inherited SIG_IGN) is killed after a short grace
+        proc.join(timeout=2)
+        if proc.is_alive():
+            proc.kill()
 
 
 # --- trl: the fused LM head's compact mode ---------------------------------------------------------------------
