@@ -1,6 +1,7 @@
 """`eat bench`: compare evaluation runs (checkpoints x datasets x languages) and explain lost entities.
 
-Outputs, all written atomically under --out: summary.md, summary.csv, f1.png, errors.md, errors.png.
+Outputs, all written atomically under --out: summary.md, summary.csv, f1.png, errors.md, errors.png, and
+with --html report.html (evaluation/html_report.py), one page to browse every sentence of every run.
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from evaluation.report import (
 
 class BenchOptions(StrictModel):
     out: str = Field(description="Folder for summary.md, summary.csv, f1.png, errors.md and errors.png.")
+    html: bool = Field(
+        False,
+        description="Also write report.html: one self-contained page (no server, no network) with the tables, "
+        "the charts and every sentence's gold and predicted spans and stage-by-stage trace, runs side by side, "
+        "with filters.",
+    )
 
 
 @dataclass
@@ -34,8 +41,9 @@ class BenchResult:
     runs: list[Run]
 
 
-def bench(runs: list[str | Path], out: str | Path) -> BenchResult:
-    """Load runs, write summary.md/.csv, f1.png, errors.md/.png under `out`; return what was loaded."""
+def bench(runs: list[str | Path], out: str | Path, html: bool = False) -> BenchResult:
+    """Load runs, write summary.md/.csv, f1.png, errors.md/.png (and report.html) under `out`; return what
+    was loaded."""
     if not runs:
         raise UserError("give at least one RUN folder")
     unique = list({Path(r).resolve(): r for r in runs}.values())  # a run named twice is one run
@@ -53,4 +61,8 @@ def bench(runs: list[str | Path], out: str | Path) -> BenchResult:
         fh.write(render_errors_md(loaded))
     plot_f1(rows, out / "f1.png")
     plot_errors(loaded, out / "errors.png")
+    if html:
+        from evaluation.html_report import write_html_report
+
+        write_html_report(loaded, rows, out)  # last: it embeds the charts drawn above
     return BenchResult(rows, loaded)

@@ -123,9 +123,12 @@ def bench(runs: tuple[Path, ...], **kwargs) -> None:
 
     \b
     eat bench runs/base-zh runs/lora-zh runs/lora-ja --out bench-out
+    eat bench runs/base-zh runs/lora-zh --out bench-out --html    # + bench-out/report.html to browse
     """
     cfg = model_from_options(BenchOptions, kwargs)
-    result = run_bench(list(runs), cfg.out)
+    result = run_bench(list(runs), cfg.out, html=cfg.html)
     console.print(
-        f"{len(result.runs)} runs compared; wrote summary.md, summary.csv, f1.png, errors.md, errors.png to {cfg.out}"
+        f"{len(result.runs)} runs compared; wrote summary.md, summary.csv, f1.png, errors.md, errors.png"
+        + (", report.html" if cfg.html else "")
+        + f" to {cfg.out}"
     )
