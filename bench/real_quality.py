@@ -12,8 +12,10 @@ Runs the project's own commands, each printed as it runs (a re-run reuses finish
    exact match and snapped-span accuracy, plain and shifted apart (the first-phrase rule scores 0 on shifted
    items by construction: that column is the one a shortcut cannot pass);
 4. `eat eval` on the first N WikiANN dev sentences of zh and ja with spaCy in stage 2, modes eat,
-   translate-test and direct, base vs tuned (entity F1 and the authors' token metric), then `eat bench`
-   for the per-stage error breakdown.
+   translate-test and direct (entity F1 and the authors' token metric): base; tuned (the adapter on stage 3
+   only, `--adapter-stages align`, the default: it was trained on align chats only); tuned-all (the adapter on
+   every turn, which shows what an align-only adapter does to translation and direct tagging); then
+   `eat bench` for the per-stage error breakdown.
 Writes real_quality.md and real_quality.png into --out.
 
     python bench/real_quality.py --out runs/real-quality            # defaults: ~40 min on 2 cores
@@ -254,7 +256,11 @@ def main() -> None:
     ner_rows, runs = [], []
     for lang in langs:
         for mode in args.modes.split(","):
-            for system, extra in (("base", []), ("tuned", ["--adapter", adapter])):
+            systems = [("base", [])]
+            if mode != "direct":  # direct tagging is not stage 3: an align-only adapter leaves it as base
+                systems.append(("tuned", ["--adapter", adapter]))
+            systems.append(("tuned-all", ["--adapter", adapter, "--adapter-stages", "all"]))
+            for system, extra in systems:
                 folder = out / f"eval-{lang}-{mode}-{system}"
                 run(
                     [

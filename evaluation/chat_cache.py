@@ -144,14 +144,15 @@ def run_chats(
     description: str,
     unit: str,
     stats: Counter | None = None,
+    adapter: bool = True,
 ) -> dict[str, list[str]]:
     """`run_turns` on a chat backend, in chunks of its `chunk_size`; `budget(turn)` is the most new tokens
-    of that turn's replies."""
+    of that turn's replies; `adapter`: whether these chats run with the backend's LoRA adapter."""
     return run_turns(
         items,
         turns,
         cache,
-        lambda chats, turn: backend.generate(chats, budget(turn), decoding),
+        lambda chats, turn: backend.generate(chats, budget(turn), decoding, adapter=adapter),
         description,
         unit,
         backend.chunk_size,

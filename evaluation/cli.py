@@ -80,7 +80,14 @@ def eval_command(
             data["ner_label_map"] = {**(data.get("ner_label_map") or {}), **_ner_label_map(ner_label_map)}
         cfg = validate(EvalRecipe, data, source=recipe)
     if cfg.backend == "openai" and cfg.adapter:
-        raise UserError("backend openai: serve the adapter on the server and pass its name as --model")
+        raise UserError(
+            "backend openai: serve the adapter on the server and pass the name it is served under as "
+            "--adapter-name (or as --model, with --adapter-stages all)"
+        )
+    if cfg.adapter_name and cfg.backend != "openai":
+        raise UserError(
+            f"--adapter-name names an adapter on a server (backend openai), not with backend {cfg.backend}; give --adapter FOLDER"
+        )
     metrics = run_eval(cfg)
     e = metrics["entity"]
     click.echo(

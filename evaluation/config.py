@@ -23,7 +23,18 @@ class EvalRecipe(StrictModel):
     model: str = Field(
         description="LLM for translation and alignment: local folder, hub name, or served model name."
     )
-    adapter: str | None = Field(None, description="LoRA adapter folder, loaded on top of --model (unmerged).")
+    adapter: str | None = Field(None, description="LoRA adapter folder, loaded on top of --model.")
+    adapter_stages: Literal["align", "all"] = Field(
+        "align",
+        description="Stages the adapter applies to: align (stage 3 only; translation, LLM English NER and "
+        "direct tagging run on the base model, as an adapter trained on align chats knows nothing else) or "
+        "all (every LLM turn, for an adapter trained on every task).",
+    )
+    adapter_name: str | None = Field(
+        None,
+        description="Name the server serves the LoRA adapter under (backend openai, e.g. vLLM's --lora-modules "
+        "NAME=PATH): the stages of --adapter-stages ask for it, the others for --model.",
+    )
     ner_model: str = Field(
         "llm",
         description="English NER: a seq2seq tagger folder, a token-classification model folder, "

@@ -67,22 +67,31 @@ class Pipeline:
         # Replies of all stages: 'cached' (read from cache_dir) and 'computed'.
         self.replies: Counter = Counter()
 
+    def _uses_adapter(self, task: str | None) -> bool:
+        """Whether `task`'s turns run with the LoRA adapter (None: the LLM English NER instruction)."""
+        has = self.cfg.adapter is not None or self.cfg.adapter_name is not None
+        return has and (self.cfg.adapter_stages == "all" or task == "align")
+
     def _stage_id(self, stage: str, task: str | None) -> str:
         tpl = self.prompts.template(task).model_dump() if task else None
+        # A stage that runs without the adapter gives the base model's replies, and is keyed like them.
+        adapter = self._uses_adapter(task)
+        served = (self.cfg.adapter_name,) if adapter and self.cfg.adapter_name else ()
         return digest(
             stage,
             tpl,
             self.prompts.entity_types,
             self.cfg.model,
-            self.cfg.adapter,
+            self.cfg.adapter if adapter else None,
             # The weights themselves: a model or adapter retrained into the same folder must not reuse replies.
             weights_fingerprint(self.cfg.model),
-            weights_fingerprint(self.cfg.adapter),
+            weights_fingerprint(self.cfg.adapter) if adapter else None,
             self.cfg.dtype,
             self.cfg.chat_template,
-            self.cfg.merge_adapter if self.cfg.adapter else None,
+            self.cfg.merge_adapter if adapter and self.cfg.adapter else None,
             self.decoding,
             self.cfg.max_new_tokens,
+            *served,
         )
 
     def _cache(self, name: str) -> StageCache:
@@ -104,6 +113,7 @@ class Pipeline:
                 desc,
                 unit,
                 self.replies,
+                adapter=self._uses_adapter(task),
             )
         finally:
             cache.close()

@@ -44,7 +44,12 @@ def render_report(m: dict) -> str:
     lines = [
         f"# eat eval: {m['mode']} on {Path(m['dataset']).name} ({m['lang']})",
         "",
-        f"- model: `{m['model']}`" + (f" + adapter `{m['adapter']}`" if m.get("adapter") else ""),
+        f"- model: `{m['model']}`"
+        + (
+            f" + adapter `{m['adapter']}` ({'stage 3 only' if m.get('adapter_stages') == 'align' else 'all stages'})"
+            if m.get("adapter")
+            else ""
+        ),
         f"- English NER: `{m['ner_model']}`" if m.get("ner_model") else "- English NER: none (direct mode)",
         f"- backend: {m['backend']}, decoding: {m['decoding']}, prompts: {m['prompts']}",
         f"- {m['counts']['sentences']} sentences in {m['elapsed_s']} s ({m['sentences_per_s']} sentences/s)"

@@ -159,7 +159,8 @@ def _run_locked(cfg: EvalRecipe, out: Path, sentences, backend, tagger) -> dict:
     scores = score_all(sentences, result.preds, lang=sentences[0].lang if sentences else None)
     metrics = {
         "model": cfg.model,
-        "adapter": cfg.adapter,
+        "adapter": cfg.adapter or cfg.adapter_name,
+        "adapter_stages": cfg.adapter_stages if cfg.adapter or cfg.adapter_name else None,
         "ner_model": cfg.ner_model if cfg.mode != "direct" else None,
         "dataset": cfg.data,
         "lang": cfg.lang,

@@ -27,6 +27,7 @@ def make_backend(cfg: EvalRecipe) -> ChatBackend:
             kv_reuse_bytes=int(cfg.kv_cache_gib * 1024**3),
             chat_template=cfg.chat_template,
             merge_adapter=cfg.merge_adapter,
+            base_too=cfg.adapter_stages != "all",
         )
     if cfg.backend == "openai":
         from evaluation.backends.openai_compat import OpenAIBackend
@@ -45,6 +46,7 @@ def make_backend(cfg: EvalRecipe) -> ChatBackend:
             max_retries=cfg.max_retries,
             extra_body=cfg.extra_body,
             served_model_name=cfg.served_model_name,
+            adapter_name=cfg.adapter_name,
         )
     from evaluation.backends.vllm import VLLMBackend
 

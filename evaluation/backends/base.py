@@ -15,7 +15,8 @@ Chat = list[dict[str, str]]
 class ChatBackend(Protocol):
     """`generate(chats, max_new_tokens, decoding)` answers many chats (lists of {role, content} ending with
     a user turn), one reply each, in order. `decoding` is a dict: `do_sample`, `temperature`, `top_p`,
-    `top_k`, `repetition_penalty`, `seed` (see `EvalRecipe.decoding_kwargs`)."""
+    `top_k`, `repetition_penalty`, `seed` (see `EvalRecipe.decoding_kwargs`). `adapter` says whether this
+    call's stage uses the LoRA adapter (`EvalRecipe.adapter_stages`)."""
 
     name: str
     # Chats per pipeline chunk: every turn of a chunk runs before the next chunk, and replies are cached
@@ -23,7 +24,12 @@ class ChatBackend(Protocol):
     # loses.
     chunk_size: int
 
-    def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]: ...
+    def generate(
+        self, chats: list[Chat], max_new_tokens: int, decoding: dict, adapter: bool = True
+    ) -> list[str]:
+        """`adapter=False`: answer with the base model, without the LoRA adapter the backend was given (the
+        stages an align-only adapter was not trained for); backends without an adapter ignore it."""
+        ...
 
     def close(self) -> None:
         """Release connections or memory; the run that made the backend calls it when done."""

@@ -74,6 +74,7 @@ class HFBackend:
         kv_reuse_bytes: int = 2 * 1024**3,
         chat_template: str | None = None,
         merge_adapter: bool = True,
+        base_too: bool = False,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -107,10 +108,17 @@ class HFBackend:
             except (KeyError, ValueError, TypeError, RuntimeError) as exc:
                 reason = " ".join(str(exc).split())[:200]
                 raise UserError(f"cannot load the adapter onto {model} ({reason})", path=adapter) from None
-            if merge_adapter:
+            if merge_adapter and not base_too:
                 # W + BA folded once: the same function, without a LoRA detour in every linear layer per
                 # token (measured on CPU: an unmerged 0.5B adapter took 2.9x the base model's time).
                 self.model = self.model.merge_and_unload()
+        # Calls with adapter=False run the base model: the PEFT model is kept, with its adapter disabled for
+        # them; with merge_adapter it is merged in place for the adapter's calls (the pipeline's stages run
+        # base first, then align, so one merge per run; unmerging again is exact only up to rounding).
+        self._peft = adapter is not None and base_too
+        self._merge = merge_adapter
+        self._merged = False
+        self._side: bool | None = None  # adapter on or off in the last call
         self.model.to(self.device).eval()
         self.tokenizer.padding_side = "left"
         use_chat_template(self.tokenizer, chat_template, model, "--chat-template ")
@@ -183,7 +191,30 @@ class HFBackend:
             return self.render(chat[:-2])
         return None
 
-    def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]:
+    def _use_adapter(self, on: bool):
+        """A context in which the kept PEFT model runs with its adapter or without it."""
+        from contextlib import nullcontext
+
+        if self._merge and on != self._merged:
+            if on:
+                self.model.merge_adapter()
+            else:
+                self.model.unmerge_adapter()
+            self._merged = on
+        return nullcontext() if on else self.model.disable_adapter()
+
+    def generate(
+        self, chats: list[Chat], max_new_tokens: int, decoding: dict, adapter: bool = True
+    ) -> list[str]:
+        if not self._peft:
+            return self._generate(chats, max_new_tokens, decoding)
+        if self._side is not None and self._side != adapter:
+            self.close()  # the KV kept from the last call was computed with the other weights
+        self._side = adapter
+        with self._use_adapter(adapter):
+            return self._generate(chats, max_new_tokens, decoding)
+
+    def _generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]:
         torch = self._torch
         texts = [self.render(chat) for chat in chats]
         ids = [self.tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]

@@ -9,7 +9,8 @@ never retries other 4xx. Requests run concurrently up to a limit. What this modu
 - a warning when a chunk of requests gets no reply for WAIT_WARNING_S, so a silent server is never silent;
 - Ctrl-C returns at once: waiting requests are cancelled and the connections closed;
 - vLLM/SGLang request fields (`top_k`, `repetition_penalty`, guided decoding...) go through `extra_body`, and
-  the name sent as `model` can differ from the recipe's model (`served_model_name`).
+  the name sent as `model` can differ from the recipe's model (`served_model_name`), and the adapter's stages
+  can ask for a LoRA adapter the server serves under its own name (`adapter_name`).
 The API key is read from the environment variable named in the config and never appears in messages or logs.
 """
 
@@ -49,6 +50,7 @@ class OpenAIBackend:
         max_retries: int = 4,
         extra_body: dict | None = None,
         served_model_name: str | None = None,
+        adapter_name: str | None = None,
     ) -> None:
         import httpx
         import openai
@@ -57,6 +59,7 @@ class OpenAIBackend:
             raise UserError(f"--base-url {base_url!r} is not an http(s) URL (e.g. http://127.0.0.1:8000/v1)")
         self.base_url = base_url.rstrip("/")
         self.model = served_model_name or model
+        self.adapter_name = adapter_name  # the served LoRA adapter, asked for by the adapter's stages
         self.concurrency = concurrency
         self.chunk_size = concurrency * 4  # replies are cached after each chunk
         self.max_retries = max_retries
@@ -78,9 +81,10 @@ class OpenAIBackend:
             http_client=self.http,
         )
 
-    def request(self, chat: Chat, max_new_tokens: int, decoding: dict) -> dict:
+    def request(self, chat: Chat, max_new_tokens: int, decoding: dict, adapter: bool = True) -> dict:
         """The keyword arguments of one chat.completions.create call."""
-        body: dict = {"model": self.model, "messages": chat, "max_tokens": max_new_tokens}
+        model = self.adapter_name if adapter and self.adapter_name else self.model
+        body: dict = {"model": model, "messages": chat, "max_tokens": max_new_tokens}
         extra = dict(self.extra_body)
         if decoding.get("do_sample"):
             body.update(temperature=decoding.get("temperature", 1.0), top_p=decoding.get("top_p", 1.0))
@@ -124,10 +128,14 @@ class OpenAIBackend:
         except (AttributeError, IndexError, TypeError):
             raise UserError(f"server {self.base_url} sent a reply that is not a chat completion") from None
 
-    def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]:
+    def generate(
+        self, chats: list[Chat], max_new_tokens: int, decoding: dict, adapter: bool = True
+    ) -> list[str]:
         pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="eat-openai")
         try:
-            futures = [pool.submit(self._one, self.request(c, max_new_tokens, decoding)) for c in chats]
+            futures = [
+                pool.submit(self._one, self.request(c, max_new_tokens, decoding, adapter)) for c in chats
+            ]
             pending = set(futures)
             warned = False
             while pending:

@@ -31,7 +31,9 @@ class VLLMBackend:
 
             self.lora = LoRARequest("adapter", 1, adapter)
 
-    def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]:
+    def generate(
+        self, chats: list[Chat], max_new_tokens: int, decoding: dict, adapter: bool = True
+    ) -> list[str]:
         from vllm import SamplingParams
 
         if decoding.get("do_sample"):
@@ -45,7 +47,7 @@ class VLLMBackend:
             )
         else:
             params = SamplingParams(max_tokens=max_new_tokens, temperature=0.0)
-        outputs = self.llm.chat(chats, params, lora_request=self.lora, use_tqdm=False)
+        outputs = self.llm.chat(chats, params, lora_request=self.lora if adapter else None, use_tqdm=False)
         return [o.outputs[0].text.strip() for o in outputs]
 
     def close(self) -> None:

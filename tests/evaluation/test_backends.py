@@ -169,3 +169,24 @@ def test_a_silent_server_warns_within_seconds_and_ctrl_c_stops_at_once(tmp_path)
         rest = proc.communicate(timeout=10)[1]
         assert time.monotonic() - t1 < 3 and proc.returncode == 130
         assert "finished work is kept, re-run to resume" in rest
+
+
+def test_adapter_stages_ask_the_server_for_the_served_adapter():
+    """vLLM serves a LoRA under its own name (--lora-modules NAME=PATH): the adapter's calls ask for it, the
+    base-model calls for the model."""
+    client = OpenAIBackend("http://127.0.0.1:1/v1", "qwen", adapter_name="eat-align")
+    assert client.request(CHATS[0], 4, {"do_sample": False}, adapter=False)["model"] == "qwen"
+    assert client.request(CHATS[0], 4, {"do_sample": False}, adapter=True)["model"] == "eat-align"
+    plain = OpenAIBackend("http://127.0.0.1:1/v1", "qwen", served_model_name="served")
+    assert plain.request(CHATS[0], 4, {"do_sample": False}, adapter=True)["model"] == "served"
+
+
+def test_adapter_name_belongs_to_backend_openai(tmp_path, capsys):
+    from eat.cli import main
+
+    args = ["eval", "--model", "m", "--data", "d", "--lang", "zh", "--out", str(tmp_path / "o")]
+    with pytest.raises(SystemExit) as exc:
+        main([*args, "--adapter-name", "lora"])
+    assert exc.value.code != 0
+    assert "--adapter-name names an adapter on a server" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

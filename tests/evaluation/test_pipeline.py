@@ -91,10 +91,10 @@ class Counting(ScriptedBackend):
         super().__init__(answers)
         self.fail_after = fail_after
 
-    def generate(self, chats, max_new_tokens, decoding):
+    def generate(self, chats, max_new_tokens, decoding, adapter=True):
         if self.fail_after is not None and self.calls >= self.fail_after:
             raise UserError("server went away")
-        return super().generate(chats, max_new_tokens, decoding)
+        return super().generate(chats, max_new_tokens, decoding, adapter)
 
 
 def test_perfect_answers_give_f1_one(tmp_path):
@@ -285,3 +285,21 @@ def test_tagger_runs_in_batches_through_the_stage_cache(tmp_path):
     again = _Tagger()
     m = run_eval(cfg, backend=ScriptedBackend(_answers(twice)), tagger=again, sentences=_sentences(twice))
     assert again.batches == [] and m["replies"]["computed"] == 0
+
+
+@pytest.mark.parametrize("stages", ["align", "all"])
+def test_adapter_applies_to_the_stages_it_was_trained_for(tmp_path, stages):
+    """An align-only adapter (the default) answers stage 3 only; stages 1 and 2 (LLM English NER) run on the
+    base model and are keyed like a base run's, so they reuse its replies in the same run folder."""
+    base = ScriptedBackend(_answers())
+    run_eval(_cfg(tmp_path), backend=base, sentences=_sentences())
+    assert set(base.adapter_calls) == {False}  # no adapter: nothing asks for one
+    tuned = ScriptedBackend(_answers())
+    cfg = _cfg(tmp_path, adapter_name="align-lora", adapter_stages=stages)
+    m = run_eval(cfg, backend=tuned, sentences=_sentences())
+    assert m["entity"]["f1"] == 1.0
+    if stages == "align":
+        assert tuned.adapter_calls == [True] * PROMPTS.num_turns("align")  # stages 1-2 came from the cache
+    else:
+        n = PROMPTS.num_turns("translate") + 1 + PROMPTS.num_turns("align")
+        assert tuned.adapter_calls == [True] * n  # nothing reused: every stage ran with the adapter

@@ -113,3 +113,36 @@ def test_hf_backend_batches_match_and_adapter_merges_at_load(tmp_path, tiny_lm):
     cfg = EvalRecipe(model=str(tiny_lm), data="x", lang="zh", out="o", decoding="paper", seed=1)
     a = plain.generate(chats, 5, cfg.decoding_kwargs())
     assert a == plain.generate(chats, 5, cfg.decoding_kwargs())  # seeded sampling is reproducible
+
+
+def test_hf_backend_runs_base_or_adapter_per_call(tmp_path, tiny_lm):
+    """An align-only adapter: the same backend answers base-model calls (stages 1-2) exactly as the base
+    model does and adapter calls as the merged adapter does, whatever the order, KV reuse included."""
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_lm)
+    lora = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    lora.save_pretrained(tmp_path / "adapter")
+    first = [[{"role": "user", "content": "東京"}], [{"role": "user", "content": "a much longer message"}]]
+    greedy = {"do_sample": False}
+    plain = HFBackend(str(tiny_lm), batch_size=2)
+    tuned = HFBackend(str(tiny_lm), adapter=str(tmp_path / "adapter"), batch_size=2)
+    want_base, want_tuned = plain.generate(first, 5, greedy), tuned.generate(first, 5, greedy)
+    assert want_base != want_tuned
+    # A second turn of each chat: KV reuse must not carry the other weights' cache across a switch.
+    turn = [{"role": "user", "content": "again"}]
+    second = [[*c, {"role": "assistant", "content": r}, *turn] for c, r in zip(first, want_base, strict=True)]
+    want_base2 = plain.generate(second, 5, greedy)
+    tuned.generate(second, 5, greedy)
+    want_tuned2 = tuned.generate(second, 5, greedy)
+    for merge in (True, False):
+        both = HFBackend(
+            str(tiny_lm), adapter=str(tmp_path / "adapter"), batch_size=2, merge_adapter=merge, base_too=True
+        )
+        assert isinstance(both.model, PeftModel)
+        assert both.generate(first, 5, greedy, adapter=False) == want_base
+        assert both.generate(second, 5, greedy, adapter=True) == want_tuned2  # kept base KV not reused
+        assert both.generate(first, 5, greedy, adapter=True) == want_tuned
+        assert both.generate(second, 5, greedy, adapter=False) == want_base2  # back to the base model
+        assert both.generate(first, 5, greedy) == want_tuned  # adapter=True is the default

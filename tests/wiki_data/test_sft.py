@@ -317,7 +317,7 @@ class _Recorder:
         self.surface_of = surface_of
         self.chats: list[list[dict]] = []
 
-    def generate(self, chats, max_new_tokens, decoding):
+    def generate(self, chats, max_new_tokens, decoding, adapter=True):
         self.chats.extend(chats)
         answers = []
         for chat in chats:

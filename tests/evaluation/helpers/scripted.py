@@ -23,6 +23,7 @@ class ScriptedBackend:
         self.default = default
         self.calls = 0  # generate calls
         self.chats: list[Chat] = []  # every chat sent
+        self.adapter_calls: list[bool] = []  # `adapter` of each generate call
 
     def answer(self, chat: Chat) -> str:
         if callable(self.answers):
@@ -38,8 +39,11 @@ class ScriptedBackend:
             return value
         return self.default
 
-    def generate(self, chats: list[Chat], max_new_tokens: int, decoding: dict) -> list[str]:
+    def generate(
+        self, chats: list[Chat], max_new_tokens: int, decoding: dict, adapter: bool = True
+    ) -> list[str]:
         self.calls += 1
+        self.adapter_calls.append(adapter)
         self.chats.extend(chats)
         return [self.answer(chat) for chat in chats]
 
