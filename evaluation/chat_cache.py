@@ -39,27 +39,48 @@ def weights_fingerprint(path: str | None) -> list | None:
     return [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
 
 
-class StageCache:
-    """Replies of one stage, one JSON line per (item, turn), appended and flushed as chunks finish."""
+def _read_cache(path: Path, ids: dict[str, str] | None = None) -> dict[str, dict[int, str]]:
+    """key -> {turn: reply} of one cache file; `ids` gets each key's item id."""
+    replies: dict[str, dict[int, str]] = {}
+    if path.is_file():
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                    replies.setdefault(row["key"], {})[int(row["turn"])] = row["reply"]
+                    if ids is not None:
+                        ids[row["key"]] = str(row.get("id", ""))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut by an interruption: that item is simply redone
+    return replies
 
-    def __init__(self, path: Path | None) -> None:
+
+class StageCache:
+    """Replies of one stage, one JSON line per (item, turn), appended and flushed as chunks finish.
+
+    `borrow`: the same stage's caches of other runs, read only. Keys cover everything that decides a reply
+    (model, adapter where it applies, prompts, decoding), so only identical turns match; a borrowed reply is
+    copied into this cache when used, so the run folder stays complete without the other run."""
+
+    def __init__(self, path: Path | None, borrow: list[Path] | None = None) -> None:
         self.path = path
-        self.replies: dict[str, dict[int, str]] = {}
-        if path is not None and path.is_file():
-            with path.open(encoding="utf-8") as fh:
-                for line in fh:
-                    try:
-                        row = json.loads(line)
-                        self.replies.setdefault(row["key"], {})[int(row["turn"])] = row["reply"]
-                    except (ValueError, KeyError, TypeError):
-                        continue  # a line cut by an interruption: that item is simply redone
+        self.replies: dict[str, dict[int, str]] = _read_cache(path) if path is not None else {}
+        self.borrowed: dict[str, dict[int, str]] = {}
+        self._borrowed_ids: dict[str, str] = {}
+        for other in borrow or []:
+            for key, turns in _read_cache(other, self._borrowed_ids).items():
+                self.borrowed.setdefault(key, {}).update(turns)
         self._fh = None
 
     def get(self, key: str) -> list[str]:
-        turns = self.replies.get(key, {})
+        own = self.replies.get(key, {})
+        turns = {**self.borrowed.get(key, {}), **own}
         out = []
         while len(out) in turns:
             out.append(turns[len(out)])
+        copied = [(key, self._borrowed_ids.get(key, ""), t, out[t]) for t in range(len(out)) if t not in own]
+        if copied:
+            self.add(copied)
         return out
 
     def add(self, rows: list[tuple[str, str, int, str]]) -> None:

@@ -35,6 +35,12 @@ class EvalRecipe(StrictModel):
         description="Name the server serves the LoRA adapter under (backend openai, e.g. vLLM's --lora-modules "
         "NAME=PATH): the stages of --adapter-stages ask for it, the others for --model.",
     )
+    reuse_replies: list[str] = Field(
+        default_factory=list,
+        description="Other eat eval run folders whose cached replies this run reuses where they match "
+        "exactly (keys cover model, adapter where it applies, prompts and decoding), e.g. the base run's "
+        "translations for an align-only adapter; reused replies are copied into this run's cache.",
+    )
     ner_model: str = Field(
         "llm",
         description="English NER: a seq2seq tagger folder, a token-classification model folder, "

@@ -95,7 +95,8 @@ class Pipeline:
         )
 
     def _cache(self, name: str) -> StageCache:
-        return StageCache(self.cache_dir / f"{name}.jsonl" if self.cache_dir else None)
+        borrow = [Path(run) / "cache" / f"{name}.jsonl" for run in self.cfg.reuse_replies]
+        return StageCache(self.cache_dir / f"{name}.jsonl" if self.cache_dir else None, borrow)
 
     def _chats(self, items, task, cache_name, desc, unit) -> dict[str, list[str]]:
         """Run `task`'s chat (None: the one-turn English NER instruction) for every item."""

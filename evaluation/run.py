@@ -126,6 +126,9 @@ def run_eval(
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise UserError("run folder is a file", path=out)
+    for run in cfg.reuse_replies:
+        if not (Path(run) / "cache").is_dir():
+            raise UserError("--reuse-replies: not an eat eval run folder (no cache/ in it)", path=run)
     sentences = sentences if sentences is not None else load_sentences(cfg)
     if backend is None:
         check_model_inputs(cfg)

@@ -303,3 +303,30 @@ def test_adapter_applies_to_the_stages_it_was_trained_for(tmp_path, stages):
     else:
         n = PROMPTS.num_turns("translate") + 1 + PROMPTS.num_turns("align")
         assert tuned.adapter_calls == [True] * n  # nothing reused: every stage ran with the adapter
+
+
+def test_reuse_replies_of_another_run(tmp_path):
+    """An align-only adapter's run borrows the base run's stage 1-2 replies (same keys) and computes only
+    stage 3; the borrowed replies are copied, so its folder resumes without the base run."""
+    run_eval(_cfg(tmp_path), backend=ScriptedBackend(_answers()), sentences=_sentences())
+    tuned = ScriptedBackend(_answers())
+    cfg = _cfg(
+        tmp_path, out=str(tmp_path / "tuned"), adapter_name="lora", reuse_replies=[str(tmp_path / "run")]
+    )
+    m = run_eval(cfg, backend=tuned, sentences=_sentences())
+    assert m["entity"]["f1"] == 1.0
+    assert tuned.adapter_calls == [True] * PROMPTS.num_turns("align")  # only stage 3 ran
+    assert m["replies"]["from_cache"] > 0
+    base_rows = (tmp_path / "run" / "cache" / "stage1.jsonl").read_text(encoding="utf-8").splitlines()
+    copied = (tmp_path / "tuned" / "cache" / "stage1.jsonl").read_text(encoding="utf-8").splitlines()
+    assert sorted(copied) == sorted(base_rows)
+    again = ScriptedBackend(_answers())
+    run_eval(cfg.model_copy(update={"reuse_replies": []}), backend=again, sentences=_sentences())
+    assert again.calls == 0  # everything from its own cache now
+    other = ScriptedBackend(_answers())  # another model: nothing of the base run matches
+    run_eval(_cfg(tmp_path, out=str(tmp_path / "o"), model="other", reuse_replies=[str(tmp_path / "run")]),
+             backend=other, sentences=_sentences())  # fmt: skip
+    assert other.calls == PROMPTS.num_turns("translate") + 1 + PROMPTS.num_turns("align")
+    with pytest.raises(UserError, match="not an eat eval run folder"):
+        run_eval(_cfg(tmp_path, out=str(tmp_path / "x"), reuse_replies=[str(tmp_path)]), backend=other,
+                 sentences=_sentences())  # fmt: skip
