@@ -79,7 +79,7 @@ def eval_command(
         if ner_label_map:
             data["ner_label_map"] = {**(data.get("ner_label_map") or {}), **_ner_label_map(ner_label_map)}
         cfg = validate(EvalRecipe, data, source=recipe)
-    if cfg.backend == "openai" and cfg.adapter:
+    if cfg.backend == "openai" and cfg.adapter and cfg.serve is None:
         raise UserError(
             "backend openai: serve the adapter on the server and pass the name it is served under as "
             "--adapter-name (or as --model, with --adapter-stages all)"

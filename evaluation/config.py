@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from eat.config import StrictModel
 
@@ -63,6 +63,12 @@ class EvalRecipe(StrictModel):
         description="Also send the scores to these trackers: tensorboard (RUN/tensorboard), wandb, mlflow, trackio.",
     )
     backend: Literal["hf", "openai", "vllm"] = Field("hf", description="How the LLM is run.")
+    serve: Literal["vllm"] | None = Field(
+        None,
+        description="Serve the model for the run: vllm starts `vllm serve MODEL` (--adapter as a LoRA module "
+        "named --adapter-name, default 'adapter') on a free local port, evaluates through backend openai "
+        "(implied) and stops the server afterwards; its log is RUN/vllm-serve.log.",
+    )
     mode: Literal["eat", "translate-test", "direct"] = Field(
         "eat",
         description="eat: entity-aware translation; translate-test: plain translation; direct: the LLM tags "
@@ -141,6 +147,15 @@ class EvalRecipe(StrictModel):
     trust_remote_code: bool = Field(
         False, description="Run code shipped with the model (off: untrusted input)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _serve_implies_openai(cls, data: Any) -> Any:
+        """A served model is evaluated through backend openai (another backend given with it is refused in
+        run_eval, with one line)."""
+        if isinstance(data, dict) and data.get("serve") and data.get("backend") is None:
+            data = {**data, "backend": "openai"}
+        return data
 
     def decoding_kwargs(self) -> dict:
         """Generation settings shared by all backends (greedy unless the paper preset is chosen)."""

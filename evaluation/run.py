@@ -129,6 +129,8 @@ def run_eval(
     for run in cfg.reuse_replies:
         if not (Path(run) / "cache").is_dir():
             raise UserError("--reuse-replies: not an eat eval run folder (no cache/ in it)", path=run)
+    if cfg.serve is not None and cfg.backend != "openai":
+        raise UserError(f"--serve {cfg.serve} evaluates through backend openai, not {cfg.backend}")
     sentences = sentences if sentences is not None else load_sentences(cfg)
     if backend is None:
         check_model_inputs(cfg)
@@ -139,6 +141,11 @@ def run_eval(
         remove_leftovers(out)
         remove_leftovers(out / "cache")
         write_manifest(out, "eat eval")
+        if cfg.serve is not None and backend is None:
+            from evaluation.serve import vllm_backend
+
+            with vllm_backend(cfg, out / "vllm-serve.log") as served:  # stopped however the run ends
+                return _run_locked(cfg, out, sentences, served, tagger)
         return _run_locked(cfg, out, sentences, backend, tagger)
 
 
