@@ -42,6 +42,7 @@ _LEADING_SEP = re.compile(r"([(（])\s*(?:[,;:，；：、،؛]\s*)+")
 _TRAILING_SEP = re.compile(r"\s*(?:[,;:，；：、،؛]\s*)+([)）])")
 _SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.;:!?،؛)\]»）」』、。，])")
 _SPACE_AFTER_OPEN = re.compile(r"([(\[«（「『])\s+")
+_REPEATED_SEP = re.compile(r"([,;])\1+")
 _DISAMBIG = re.compile(r"\s*[(（][^()（）]*[)）]\s*$")
 
 # Namespaces of links that are not running text (files, categories), in the languages we mine.
@@ -82,15 +83,36 @@ class NoSentence(Exception):
     """The lead has no clean sentence containing the name."""
 
 
+def _lead_prefix(text: str) -> str:
+    """A prefix of `text` whose comment-free form holds the article's first heading, or all of `text`.
+
+    Removing comments from a whole article to find a lead of a few hundred characters is most of the cost
+    of `lead_wikitext` on long articles. The prefix ends at the end of the first line that looks like a
+    heading before comments are removed, when no comment is open there: the comment-free prefix is then
+    exactly the start of the comment-free article, line for line, so the first heading found in it (if
+    any) is the article's first heading. `lead_wikitext` checks that one is found, else reads everything.
+    """
+    m = HEADING_RE.search(text)
+    if m is None:
+        return text
+    end = m.end()
+    opened = text.rfind("<!--", 0, end)
+    if opened >= 0 and text.find("-->", opened + 4, end) < 0:
+        return text  # a comment is open at the cut: the heading may be commented out
+    return text[:end]
+
+
 def lead_wikitext(text: str) -> str:
     """The text before the first section heading (comments and refs removed, size capped)."""
-    text = COMMENT_RE.sub("", text)
-    m = HEADING_RE.search(text)
+    prefix = _lead_prefix(text)
+    m = HEADING_RE.search(cleaned := COMMENT_RE.sub("", prefix))
+    if m is None and len(prefix) < len(text):
+        m = HEADING_RE.search(cleaned := COMMENT_RE.sub("", text))
     if m:
-        text = text[: m.start()]
-    text = REF_RE.sub("", text)
-    text = BEHAVIOUR_RE.sub("", text)
-    return text[:MAX_LEAD_CHARS]
+        cleaned = cleaned[: m.start()]
+    cleaned = REF_RE.sub("", cleaned)
+    cleaned = BEHAVIOUR_RE.sub("", cleaned)
+    return cleaned[:MAX_LEAD_CHARS]
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -149,6 +171,114 @@ def shrink_templates(text: str) -> str:
         i = end
     out.append(text[i:])
     return "".join(out)
+
+
+# A link whose title and text are plain characters: no markup can start, end or hide inside it.
+_PLAIN = r"[^\[\]{}<>|\n&'~_=:*#;\"]"
+_LINK_TOKENS = re.compile(rf"\[\[({_PLAIN}+)(?:\|({_PLAIN}+))?\]\]|\[\[|\]\]")
+_UNPARSED_TAG = re.compile(
+    r"<\s*/?\s*(?:" + "|".join(mwparserfromhell.definitions.PARSER_BLACKLIST) + r")\b", re.I
+)
+_URI_SCHEMES = tuple(sorted(mwparserfromhell.definitions.URI_SCHEMES))
+_LONGEST_SCHEME = max(map(len, _URI_SCHEMES))
+
+
+def _has_uri_scheme(text: str) -> bool:
+    """Whether a URI scheme and its colon (`http:`, `mailto:`) occur in `text`, in any case: a free URL,
+    which may run on through templates, could swallow a link's text."""
+    colon = text.find(":")
+    while colon >= 0:
+        if text[max(0, colon - _LONGEST_SCHEME) : colon].lower().endswith(_URI_SCHEMES):
+            return True
+        colon = text.find(":", colon + 1)
+    return False
+
+
+_NOT_BEFORE_LINK = "\n'[{&<=|"
+# A template name mwparserfromhell surely reads as one, and characters that must not meet when a template
+# between them is dropped (markup, or line-start markup).
+_PLAIN_NAME = re.compile(r"[^\[\]{}<>|\n&'~_=:#;*!\"]+")
+_NOT_BESIDE_DROPPED = set("'[]{}<>&-_~=|!*#:;\" \t")
+
+
+def prerender_plain_markup(text: str, lang: str, variant: str | None = None) -> str:
+    """Plain links and silent templates written as what the renderer makes of them, before parsing.
+
+    Wikilinks and templates are most of the nodes mwparserfromhell builds for a lead (after
+    `shrink_templates`). A plain link (`[[Title]]`, `[[Title|text]]`) renders to its text or title, and a
+    plain `{{Name}}` that renders nothing and implies no infobox type renders to "": writing that in its
+    place roughly halves the parse, with the same rendered lead. Only what cannot parse differently where
+    it stands is replaced: top level (not in a template, as `shrink_templates` sees them, nor in a tag or a
+    link), a link not at a line start nor next to quote marks, a template not between characters that would
+    make markup when joined; and only in a lead with no table, no single bracket (external link), no URI
+    scheme (free URL) and no tag whose content mwparserfromhell leaves unparsed (`<nowiki>`, `<pre>`).
+    Checked against mwparserfromhell on the real sample pages and on fuzzed leads (tests/wiki_data).
+    """
+    if (
+        "{|" in text
+        or "{{{" in text
+        or text.count("[") != 2 * text.count("[[")
+        or text.count("]") != 2 * text.count("]]")
+        or _UNPARSED_TAG.search(text)
+        or _has_uri_scheme(text)
+    ):
+        return text
+    zh_variant = variant if lang == "zh" else None
+    out, i, depth = [], 0, 0
+    while True:
+        j = text.find("{{", i)
+        gap = text[i:] if j < 0 else text[i:j]
+        if "[[" in gap or "]]" in gap:
+            gap, depth = _plain_links_in(gap, text, i, depth)
+        out.append(gap)
+        end = _template_end(text, j) if j >= 0 else None
+        if end is None:  # no more templates, or one that never closes: the rest is left as it is
+            out.append("" if j < 0 else text[j:])
+            rendered = "".join(out)
+            # A link's text next to other text must not make a URI scheme (`[[A|mail]]to:x@y`).
+            return text if _has_uri_scheme(rendered) else rendered
+        name = text[j + 2 : end - 2]
+        if not (
+            depth == 0
+            and _PLAIN_NAME.fullmatch(name)
+            and (j == 0 or text[j - 1] not in _NOT_BESIDE_DROPPED)
+            and (end == len(text) or text[end] not in _NOT_BESIDE_DROPPED)
+            and not _inside_tag(text, j)
+            and not _renders_text(key := _template_key(name))
+            and infobox_type(lang, key, zh_variant) is None
+        ):
+            out.append(text[j:end])
+        i = end
+
+
+def _inside_tag(text: str, at: int) -> bool:
+    """Whether text[at] may be inside a `<...>` tag (or, with a quoted attribute, maybe)."""
+    lt = text.rfind("<", 0, at)
+    return lt >= 0 and (text.rfind(">", lt, at) < 0 or '"' in text[lt:at])
+
+
+def _plain_links_in(gap: str, text: str, offset: int, depth: int) -> tuple[str, int]:
+    """Plain links of `gap` (text[offset:offset + len(gap)], outside any template) as their text, and how
+    deep links nest at its end (`depth`: at its start)."""
+    out, pos = [], 0
+    for m in _LINK_TOKENS.finditer(gap):
+        title, label = m.group(1), m.group(2)
+        if title is None:  # a link that is not plain: count how deep the links nest
+            depth = depth + 1 if m.group() == "[[" else max(depth - 1, 0)
+            continue
+        start, stop = m.start(), m.end()
+        at = offset + start
+        if depth or at == 0 or text[at - 1] in _NOT_BEFORE_LINK:
+            continue
+        if stop < len(gap) and gap[stop] == "'":
+            continue
+        if _inside_tag(text, at):
+            continue
+        out.append(gap[pos:start])
+        out.append(label if label is not None else title.strip())
+        pos = stop
+    out.append(gap[pos:])
+    return "".join(out), depth
 
 
 def title_base(title: str) -> str:
@@ -264,7 +394,7 @@ def clean_text(text: str, lang: str) -> str:
         text = new
     text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
     text = _SPACE_AFTER_OPEN.sub(r"\1", text)
-    text = re.sub(r"([,;])\1+", r"\1", text)
+    text = _REPEATED_SEP.sub(r"\1", text)
     if languages.has_stress_marks(lang):
         text = strip_stress(text)
     return text.strip()
@@ -297,15 +427,27 @@ _CJK_END = re.compile(r"[。！？!?](?:[」』”’）)\]]*)")
 _END = re.compile(r"[.!?؟।…](?:[\"'»”’)\]]*)(?=\s|$)")
 
 
-def _depth_at(text: str) -> list[int]:
-    depth, out = 0, []
-    for ch in text:
-        if ch in _OPEN:
-            depth += 1
-        elif ch in _CLOSE and depth > 0:
-            depth -= 1
-        out.append(depth)
-    return out
+_BRACKETS = re.compile("[" + re.escape(_OPEN + _CLOSE) + "]")
+
+
+def _depth_reader(text: str):
+    """depth(i): how many brackets are open at text[i] (after it, when it is one), for increasing i; only
+    the brackets are visited, not every character."""
+    brackets = [(m.start(), m.group() in _OPEN) for m in _BRACKETS.finditer(text)]
+    state = [0, 0]  # next bracket, depth
+
+    def depth(i: int) -> int:
+        k, d = state
+        while k < len(brackets) and brackets[k][0] <= i:
+            if brackets[k][1]:
+                d += 1
+            elif d > 0:
+                d -= 1
+            k += 1
+        state[0], state[1] = k, d
+        return d
+
+    return depth
 
 
 def split_sentences(text: str, lang: str) -> list[str]:
@@ -313,17 +455,17 @@ def split_sentences(text: str, lang: str) -> list[str]:
     text = text.strip()
     if not text:
         return []
-    depth = _depth_at(text)
+    depth = _depth_reader(text)
     cut_points = []
     if languages.uses_cjk_stops(lang):
         for m in _CJK_END.finditer(text):
-            if depth[m.start()] == 0:
+            if depth(m.start()) == 0:
                 cut_points.append(m.end())
     else:
         abbrevs = ABBREVIATIONS.get(lang, set()) | ABBREVIATIONS["en"]
         for m in _END.finditer(text):
             start = m.start()
-            if depth[start] != 0:
+            if depth(start) != 0:
                 continue
             if text[start] == ".":
                 word_m = re.search(r"([\w.\-]+)$", text[:start])
@@ -366,6 +508,7 @@ def render_lead(
     """Cleaned paragraphs of the lead, its first bold span and the type its infobox implies."""
     lead = lead_wikitext(wikitext)
     lead = shrink_templates(in_variant(lead, lang, variant, wikitext=True))
+    lead = prerender_plain_markup(lead, lang, variant)
     renderer = Renderer(lang, variant)
     text = renderer.render(mwparserfromhell.parse(lead, skip_style_tags=False))
     text = html.unescape(text)

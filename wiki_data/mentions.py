@@ -47,6 +47,7 @@ _MARKUP_LEFT = re.compile(
     r"\[\[|\]\]|\{\{|\}\}|\{\||\|\}|''|<\s*/?\s*[a-zA-Z!]|\[https?://|" + OPEN + "|" + CLOSE
 )
 _MARKER = re.compile(f"[{OPEN}{CLOSE}]|[\U000f0000-\U000fffff]")
+_MARKS = re.compile(f"[{OPEN}{CLOSE}]")
 _LINK_OPEN = re.compile(r"\[\[")
 # MediaWiki's link trail: letters right after `]]` belong to the link text (`[[bus]]es` shows "buses").
 _TRAIL = re.compile(CLOSE + r"([^\W\d_]+)")
@@ -142,40 +143,44 @@ def _sections(wikitext: str, sections: int) -> list[str]:
 
 
 def _unmark(sentence: str, targets: list[str], counts: Counter) -> tuple[str, list[Anchor]] | None:
-    """Plain sentence and its anchors; None when the markers do not pair up (an anchor cut by a split)."""
+    """Plain sentence and its anchors; None when the markers do not pair up (an anchor cut by a split).
+
+    Walks the markers only: between two of them the sentence is plain text, copied in one slice.
+    """
     plain: list[str] = []
     anchors: list[Anchor] = []
-    open_at: int | None = None
-    index: int | None = None
-    i = 0
-    n = 0
-    while i < len(sentence):
-        ch = sentence[i]
-        if ch == OPEN:
+    n = 0  # plain characters so far
+    pos = 0  # start of the text not yet copied
+    open_at: int | None = None  # plain offset of the open anchor
+    index = 0
+    for m in _MARKS.finditer(sentence):
+        i = m.start()
+        if i < pos:  # the index character after OPEN (never a marker in a valid sentence)
+            continue
+        piece = sentence[pos:i]
+        plain.append(piece)
+        n += len(piece)
+        if m.group() == OPEN:
             if open_at is not None or i + 1 >= len(sentence):
                 return None
             index = ord(sentence[i + 1]) - INDEX_BASE
             if not 0 <= index < len(targets):
                 return None
             open_at = n
-            i += 2
+            pos = i + 2
             continue
-        if ch == CLOSE:
-            if open_at is None:
-                return None
-            surface = "".join(plain[open_at:])
-            if surface.strip() != surface or not surface:
-                counts["link_empty_anchor"] += 1
-            else:
-                anchors.append(Anchor(open_at, n, surface, targets[index]))
-            open_at = None
-            i += 1
-            continue
-        plain.append(ch)
-        n += 1
-        i += 1
+        if open_at is None:
+            return None
+        surface = piece  # an anchor holds no marker: its text is the piece since OPEN
+        if surface.strip() != surface or not surface:
+            counts["link_empty_anchor"] += 1
+        else:
+            anchors.append(Anchor(open_at, n, surface, targets[index]))
+        open_at = None
+        pos = i + 1
     if open_at is not None:
         return None
+    plain.append(sentence[pos:])
     return "".join(plain), anchors
 
 

@@ -291,22 +291,27 @@ def _mine_locked(cfg: MineConfig, files: DumpFiles, out: Path) -> dict:
     log.info(f"reading SQL tables for {cfg.lang}wiki ...")
     variant = cfg.variant if cfg.lang == "zh" else None
     convert = _converter(variant)
-    sel = select_pages(files, cfg.mentions, convert)
-    if cfg.mentions and files.redirects is None:
-        log.warning(
-            "no redirect table: links that name a redirect are dropped (counted as redirect_unresolved)"
-        )
-    types: dict[str, str] = {}
-    if cfg.types is not None:
-        types = load_types(cfg.types, set(sel.qids.values()))
-    log.info(f"{len(sel.titles):,} wanted pages (main namespace, English link, not disambiguation)")
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / RUN_SETTINGS, settings)
-    write_manifest(out, "eat wiki mine")
-
-    rows = _Rows(cfg.lang, sel, types, files.date, convert)
     sections = cfg.mention_sections if cfg.mentions else None
     runner = Runner(cfg.workers, WorkerSettings(cfg.lang, variant, cfg.page_timeout, sections))
+    try:
+        runner.warm_up()  # worker processes start and import their parsers while the tables are read
+        sel = select_pages(files, cfg.mentions, convert)
+        if cfg.mentions and files.redirects is None:
+            log.warning(
+                "no redirect table: links that name a redirect are dropped (counted as redirect_unresolved)"
+            )
+        types: dict[str, str] = {}
+        if cfg.types is not None:
+            types = load_types(cfg.types, set(sel.qids.values()))
+        log.info(f"{len(sel.titles):,} wanted pages (main namespace, English link, not disambiguation)")
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RUN_SETTINGS, settings)
+        write_manifest(out, "eat wiki mine")
+    except BaseException:
+        runner.close()
+        raise
+
+    rows = _Rows(cfg.lang, sel, types, files.date, convert)
     try:
         jobs, total = _jobs(files, sel, cfg)
         _collect(runner, jobs, total, rows, cfg)

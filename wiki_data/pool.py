@@ -17,7 +17,7 @@ from typing import TypeVar
 
 from eat.compat import terminate_workers
 from eat.errors import UserError
-from wiki_data.worker import Task, WorkResult, init_worker, work
+from wiki_data.worker import Task, WorkResult, init_worker, warm_up, work
 
 Tag = TypeVar("Tag")
 
@@ -85,6 +85,13 @@ class Runner:
             )
         else:
             init_worker(settings.lang, settings.variant, settings.page_timeout, settings.mention_sections)
+
+    def warm_up(self) -> None:
+        """Start every worker process now (the executor starts them one task at a time) and have it import
+        the page parsers, so that this happens while the parent reads the SQL tables, not after."""
+        if self.pool is not None:
+            for _ in range(self.workers):
+                self.pool.submit(warm_up)
 
     def run(self, jobs: Iterator[tuple[Tag, Task]]) -> Iterator[tuple[Tag, WorkResult]]:
         """Yield (tag, result) in job order."""

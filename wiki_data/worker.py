@@ -188,6 +188,14 @@ def process_raw_pages(
     return rows, mentions, counts
 
 
+def warm_up() -> None:
+    """Import what parsing pages needs (a no-op task run by each new worker before the first page)."""
+    import wiki_data.lead
+
+    if _worker_cfg.get("mention_sections") is not None:
+        import wiki_data.mentions  # noqa: F401
+
+
 def work(task: Task) -> WorkResult:
     """One unit of work in a worker: a multistream stream or a batch of raw pages from a plain dump."""
     if isinstance(task, PagesTask):
