@@ -4,7 +4,8 @@ assembled (the same weights as the `qwen` fixture's folder, which was converted 
 
 llama-cpp-python has no wheel on PyPI: installing it compiles llama.cpp (21 minutes on 2 busy cores), so CI
 does not install it and these tests skip without it, whatever EAT_REQUIRE_REAL_MODELS says. The GGUF, like the
-other real models, is required under EAT_REQUIRE_REAL_MODELS=1. About 6 minutes on 2 busy cores:
+other real models, is required under EAT_REQUIRE_REAL_MODELS=1. All but the error test are `slow` (7 minutes
+in all on 2 busy cores, left out of `make test`'s real tier):
 
     CMAKE_ARGS="-DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF" pip install 'llama-cpp-python[server]>=0.3'
     pytest -m real -p no:xdist tests/real/test_llama_server.py
@@ -86,6 +87,7 @@ CHATS = [
 ]
 
 
+@pytest.mark.slow  # minutes on 2 busy cores: each prompt is read at a few dozen tokens/s
 def test_greedy_replies_answer_and_repeat(llama_server):
     backend = _backend(llama_server)
     try:
@@ -98,6 +100,7 @@ def test_greedy_replies_answer_and_repeat(llama_server):
     assert first == list(reversed(again))  # greedy: the same replies whatever the order
 
 
+@pytest.mark.slow  # minutes on 2 busy cores: each prompt is read at a few dozen tokens/s
 def test_sampling_fields_for_vllm_reach_llama_cpp_without_error(llama_server):
     """`--decoding paper` sends top_k and repetition_penalty in the body (extra_body); llama.cpp takes top_k
     and ignores what it does not know (its own name is repeat_penalty, which extra_body can carry)."""
