@@ -91,6 +91,10 @@ def check_model_inputs(cfg: EvalRecipe) -> None:
     """Local model, adapter and NER-model folders checked before anything loads (an LLM takes minutes)."""
     if cfg.mode != "direct":
         check_tagger_spec(cfg.ner_model)
+    if cfg.serve is not None:
+        from evaluation.serve import find_vllm
+
+        find_vllm()
     if cfg.backend != "hf":
         return
     from eat.models import check_adapter_folder, check_model_kind, check_model_path

@@ -174,6 +174,17 @@ class Server:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def find_vllm(executable: str = "vllm") -> str:
+    """The path of the `vllm` command, else a one-line UserError."""
+    found = shutil.which(executable)
+    if found is None:
+        raise UserError(
+            f"--serve vllm: no `{executable}` command on PATH; install vLLM on a CUDA machine (pip install "
+            "'eat-ner[vllm]'), or start a server yourself and pass --backend openai --base-url URL"
+        )
+    return found
+
+
 @contextlib.contextmanager
 def vllm_backend(
     cfg, log_path: str | Path, ready_timeout_s: float = READY_TIMEOUT_S, executable: str = "vllm"
@@ -182,12 +193,7 @@ def vllm_backend(
     to it. The backend is closed and the server stopped when the block ends, however it ends."""
     from evaluation.backends.openai_compat import OpenAIBackend
 
-    found = shutil.which(executable)
-    if found is None:
-        raise UserError(
-            f"--serve vllm: no `{executable}` command on PATH; install vLLM on a CUDA machine (pip install "
-            "'eat-ner[vllm]'), or start a server yourself and pass --backend openai --base-url URL"
-        )
+    found = find_vllm(executable)
     host, port = "127.0.0.1", free_port()
     model_name, adapter_name = served_names(cfg)
     base_url = f"http://{host}:{port}/v1"

@@ -130,6 +130,13 @@ def test_a_missing_vllm_command_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(UserError) as err, vllm_backend(cfg, tmp_path / "log"):
         pass
     assert "no `vllm` command on PATH" in str(err.value) and "\n" not in str(err.value)
+    from evaluation.run import run_eval
+
+    data = tmp_path / "zh.tsv"
+    data.write_text("北\tB-LOC\n京\tI-LOC\n", "utf-8")
+    with pytest.raises(UserError, match="no `vllm` command on PATH"):
+        run_eval(cfg.model_copy(update={"serve": "vllm", "backend": "openai", "data": str(data)}))
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
 
 
 def test_a_server_that_dies_while_loading_is_reported_with_its_last_lines(tmp_path, fake_vllm, monkeypatch):
