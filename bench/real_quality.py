@@ -16,7 +16,7 @@ Runs the project's own commands, each printed as it runs (a re-run reuses finish
    only, `--adapter-stages align`, the default: it was trained on align chats only); tuned-all (the adapter on
    every turn, which shows what an align-only adapter does to translation and direct tagging); then
    `eat bench` for the per-stage error breakdown.
-Writes real_quality.md and real_quality.png into --out.
+Writes real_quality.md and real_quality.png into OUT/wikiann-N/ (N: --wikiann).
 
     python bench/real_quality.py --out runs/real-quality            # defaults: ~40 min on 2 cores
     python bench/real_quality.py --out /tmp/rq --align-per-lang 4 --wikiann 2 --max-steps 1   # smoke run
@@ -254,6 +254,7 @@ def main() -> None:
 
     # 4. the whole pipeline on WikiANN
     ner_rows, runs = [], []
+    evals = out / f"wikiann-{args.wikiann}"  # one folder per sample size: a run's done marker is its metrics
     for lang in langs:
         for mode in args.modes.split(","):
             systems = [("base", [])]
@@ -261,7 +262,9 @@ def main() -> None:
                 systems.append(("tuned", ["--adapter", adapter]))
             systems.append(("tuned-all", ["--adapter", adapter, "--adapter-stages", "all"]))
             for system, extra in systems:
-                folder = out / f"eval-{lang}-{mode}-{system}"
+                folder = evals / f"{lang}-{mode}-{system}"
+                if system != "base":  # stages the adapter does not touch come from the base run
+                    extra = [*extra, "--reuse-replies", evals / f"{lang}-{mode}-base"]
                 run(
                     [
                         *EAT,
@@ -302,7 +305,7 @@ def main() -> None:
                         "sentences/s": m["sentences_per_s"],
                     }
                 )
-    run([*EAT, "bench", *runs, "--out", out / "bench"])
+    run([*EAT, "bench", *runs, "--out", evals / "bench", "--html"])
 
     sections = [
         (
@@ -316,21 +319,22 @@ def main() -> None:
         ("EAT on WikiANN dev (spaCy in stage 2)", md_table(ner_rows)),
         (
             None,
-            f"Per-stage error breakdown: `{out / 'bench' / 'errors.md'}`.",
+            f"Per-stage error breakdown: `{evals / 'bench' / 'errors.md'}`; every sentence's path through "
+            f"the stages: `{evals / 'bench' / 'report.html'}`.",
         ),
     ]
-    write_markdown(out / "real_quality.md", "Real model: base vs tuned", sections)
+    write_markdown(evals / "real_quality.md", "Real model: base vs tuned", sections)
     hard = [
         r for r in align_rows if r["items"] in ("shifted", "mentions: not at start") and r["lang"] != "all"
     ]
     bar_chart(
-        out / "real_quality.png",
+        evals / "real_quality.png",
         [f"{r['system']} {r['lang']} {r['items']}" for r in hard],
         [float(r["exact"].rstrip("%")) for r in hard],
         "exact match (%)",
         "Stage-3 alignment where the answer is not the first phrase (shifted leads; link mentions)",
     )
-    print((out / "real_quality.md").read_text())
+    print((evals / "real_quality.md").read_text())
 
 
 if __name__ == "__main__":
