@@ -18,7 +18,7 @@ redirect SQL tables. Printed: pages/s for
     article, first sentence, then the same SQL joins (measured on the first --baseline-pages pages),
   - ours with 1 and 2 workers (end to end: SQL tables, streams, leads, shards),
   - raw bz2 decompression of the whole file.
-Targets: ours(2) >= 5x baseline, ours(2)/ours(1) >= 1.6.
+Targets: ours(2) >= 5x baseline, ours(2)/ours(1) >= 1.6 (--real: >= 1.7, and ours(1) >= 400 pages/s).
 """
 
 from __future__ import annotations
@@ -458,10 +458,17 @@ def main() -> None:
             f"ours, {w} worker{'s' if w > 1 else ' '}{' + mentions' if with_mentions else ''}: "
             f"{rates[(w, with_mentions)]:10,.1f} pages/s  ({n:,} pages, {secs:.1f}s, kept {stats['pages']['kept']:,}{extra})"
         )
+    # Issue #15 asks 1.7x and 400 pages/s per worker of the real-page dump.
+    scaling = 1.7 if args.real else 1.6
     ratios = [
         f"ours(2) / baseline    : {rates[(2, False)] / base_rate:6.1f}x   (target >= 5x)",
-        f"ours(2) / ours(1)     : {rates[(2, False)] / rates[(1, False)]:6.2f}x   (target >= 1.6x)",
+        f"ours(2) / ours(1)     : {rates[(2, False)] / rates[(1, False)]:6.2f}x   (target >= {scaling}x)",
     ]
+    if args.real:
+        ratios.append(
+            f"ours(1) per worker    : {rates[(1, False)]:6.0f} pages/s (target >= 400; bz2 decompression alone "
+            f"allows {decompress_pages_per_s:,.0f})"
+        )
     if args.mentions:
         for w in (1, 2):
             cost = rates[(w, False)] / rates[(w, True)]
