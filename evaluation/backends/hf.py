@@ -116,6 +116,7 @@ class HFBackend:
         # them; with merge_adapter it is merged in place for the adapter's calls (the pipeline's stages run
         # base first, then align, so one merge per run; unmerging again is exact only up to rounding).
         self._peft = adapter is not None and base_too
+        self._merged_for_good = adapter is not None and not base_too
         self._merge = merge_adapter
         self._merged = False
         self._side: bool | None = None  # adapter on or off in the last call
@@ -207,6 +208,11 @@ class HFBackend:
         self, chats: list[Chat], max_new_tokens: int, decoding: dict, adapter: bool = True
     ) -> list[str]:
         if not self._peft:
+            if not adapter and self._merged_for_good:
+                raise UserError(
+                    "this hf backend merged its adapter for every stage (base_too=False); "
+                    "make it with base_too=True to run some stages on the base model"
+                )
             return self._generate(chats, max_new_tokens, decoding)
         if self._side is not None and self._side != adapter:
             self.close()  # the KV kept from the last call was computed with the other weights

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from eat.errors import UserError
 from evaluation.backends.hf import HFBackend
 from evaluation.config import EvalRecipe
 from evaluation.run import run_eval
@@ -110,6 +113,8 @@ def test_hf_backend_batches_match_and_adapter_merges_at_load(tmp_path, tiny_lm):
     merged = HFBackend(str(tiny_lm), adapter=str(tmp_path / "adapter"), batch_size=2)  # the default
     assert not isinstance(merged.model, PeftModel)
     assert merged.generate(chats, 5, greedy) == unmerged.generate(chats, 5, greedy)  # same function
+    with pytest.raises(UserError, match="merged its adapter for every stage"):
+        merged.generate(chats, 5, greedy, adapter=False)  # never the tuned model where the base was asked for
     cfg = EvalRecipe(model=str(tiny_lm), data="x", lang="zh", out="o", decoding="paper", seed=1)
     a = plain.generate(chats, 5, cfg.decoding_kwargs())
     assert a == plain.generate(chats, 5, cfg.decoding_kwargs())  # seeded sampling is reproducible

@@ -100,7 +100,7 @@ def test_lora_steps_lower_the_loss_and_the_adapter_loads_in_eval(
     adapter = tmp_path / "lora"
     assert (adapter / "adapter_model.safetensors").is_file()
 
-    tuned = HFBackend(str(qwen), adapter=str(adapter), batch_size=8)
+    tuned = HFBackend(str(qwen), adapter=str(adapter), batch_size=8, base_too=True)
     tok = qwen_backend.tokenizer
     before, after = _mean_loss(qwen_backend.model, tok, train), _mean_loss(tuned.model, tok, train)
     assert after < before * 0.9, (before, after)
@@ -117,6 +117,15 @@ def test_lora_steps_lower_the_loss_and_the_adapter_loads_in_eval(
     )
     m = run_eval(cfg, backend=tuned, sentences=load_sentences(cfg))
     assert m["adapter"] == str(adapter) and m["counts"]["sentences"] == 1
+    # The adapter was trained on align chats only: stage 1 runs on the base model (issue #11: merged into
+    # every turn, it forgot how to translate), so the translation is the base model's, word for word.
+    base = cfg.model_copy(update={"adapter": None, "out": str(tmp_path / "eval-base")})
+    run_eval(base, backend=qwen_backend, sentences=load_sentences(cfg))
+    traces = [
+        [json.loads(x)["trace"] for x in (tmp_path / run / "predictions.jsonl").read_text().splitlines()]
+        for run in ("eval", "eval-base")
+    ]
+    assert traces[0][0]["translate_replies"] == traces[1][0]["translate_replies"]
 
 
 def test_eat_mode_with_spacy_on_wikiann(qwen, qwen_backend, spacy_en, shared_data, tmp_path):
