@@ -221,22 +221,26 @@ def _headline_f1(row: dict) -> float:
     return float(v or 0.0)
 
 
+# summary_rows' columns as people read them: (key, header).
+SUMMARY_COLUMNS = [
+    ("checkpoint", "checkpoint"),
+    ("dataset", "dataset"),
+    ("lang", "lang"),
+    ("precision", "P"),
+    ("recall", "R"),
+    ("f1", "F1"),
+    ("seqeval_f1", "F1 seqeval"),
+    ("seqeval_strict_f1", "F1 strict"),
+    ("token_authors_precision", "tok P*"),
+    ("token_authors_recall", "tok R*"),
+    ("token_authors_f1", "tok F1*"),
+    ("n_gold", "gold"),
+    ("n_pred", "pred"),
+]
+
+
 def render_summary_md(rows: list[dict]) -> str:
-    cols = [
-        ("checkpoint", "checkpoint"),
-        ("dataset", "dataset"),
-        ("lang", "lang"),
-        ("precision", "P"),
-        ("recall", "R"),
-        ("f1", "F1"),
-        ("seqeval_f1", "F1 seqeval"),
-        ("seqeval_strict_f1", "F1 strict"),
-        ("token_authors_precision", "tok P*"),
-        ("token_authors_recall", "tok R*"),
-        ("token_authors_f1", "tok F1*"),
-        ("n_gold", "gold"),
-        ("n_pred", "pred"),
-    ]
+    cols = SUMMARY_COLUMNS
     out = [
         "# eat bench: summary",
         "",

@@ -191,7 +191,7 @@ def vllm_backend(
 ) -> Iterator:
     """Serve cfg.model (and cfg.adapter) with `vllm serve` for the block; yield the openai backend that talks
     to it. The backend is closed and the server stopped when the block ends, however it ends."""
-    from evaluation.backends.openai_compat import OpenAIBackend
+    from evaluation.backends import make_backend
 
     found = find_vllm(executable)
     host, port = "127.0.0.1", free_port()
@@ -201,16 +201,15 @@ def vllm_backend(
     try:
         server.start()
         server.wait_ready(ready_timeout_s)
-        backend = OpenAIBackend(
-            base_url,
-            cfg.model,
-            api_key_env=cfg.api_key_env,
-            concurrency=cfg.concurrency,
-            timeout=cfg.timeout,
-            max_retries=cfg.max_retries,
-            extra_body=cfg.extra_body,
-            served_model_name=model_name,
-            adapter_name=adapter_name,
+        backend = make_backend(
+            cfg.model_copy(
+                update={
+                    "backend": "openai",
+                    "base_url": base_url,
+                    "served_model_name": model_name,
+                    "adapter_name": adapter_name,
+                }
+            )
         )
         try:
             yield backend
