@@ -76,7 +76,11 @@ class OpenAIBackend:
                 self.requests += 1
 
         self.http = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), event_hooks={"request": [count]}
+            timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+            # One kept-alive connection per request in flight (httpx keeps 20: above that, every chunk
+            # would close and reopen connections).
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            event_hooks={"request": [count]},
         )
         self.client = openai.OpenAI(
             base_url=self.base_url,
