@@ -38,7 +38,6 @@ TAIL_LINES = 20
 ADAPTER_NAME = "adapter"
 # vLLM accepts only these values of --max-lora-rank (its default is 16).
 LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
-_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -70,8 +69,8 @@ def serve_command(cfg, port: int, executable: str = "vllm", host: str = "127.0.0
     model_name, adapter_name = served_names(cfg)
     cmd = [executable, "serve", cfg.model, "--host", host, "--port", str(port)]
     cmd += ["--served-model-name", model_name, "--seed", str(cfg.seed), "--generation-config", "vllm"]
-    if cfg.dtype in _DTYPES:
-        cmd += ["--dtype", _DTYPES[cfg.dtype]]
+    if cfg.dtype != "auto":  # float32, bfloat16, float16: vLLM's names too
+        cmd += ["--dtype", cfg.dtype]
     if cfg.trust_remote_code:
         cmd.append("--trust-remote-code")
     if cfg.adapter:
