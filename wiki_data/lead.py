@@ -195,6 +195,16 @@ def _has_uri_scheme(text: str) -> bool:
 
 
 _NOT_BEFORE_LINK = "\n'[{&<=|"
+# `[[//host x]]` is a protocol-relative external link in brackets to mwparserfromhell, not a wikilink.
+_PROTOCOL_RELATIVE = re.compile(r"\[\[\s*//")
+# An HTML entity begun before a link or template (`&am[[amp|p]];`) could be completed by what replaces it.
+_ENTITY_START = re.compile(r"&[#0-9A-Za-z]*$")
+
+
+def _entity_open_before(text: str, at: int) -> bool:
+    return _ENTITY_START.search(text, max(0, at - 32), at) is not None
+
+
 # A template name mwparserfromhell surely reads as one, and characters that must not meet when a template
 # between them is dropped (markup, or line-start markup).
 _PLAIN_NAME = re.compile(r"[^\[\]{}<>|\n&'~_=:#;*!\"]+")
@@ -220,6 +230,7 @@ def prerender_plain_markup(text: str, lang: str, variant: str | None = None) -> 
         or text.count("[") != 2 * text.count("[[")
         or text.count("]") != 2 * text.count("]]")
         or _UNPARSED_TAG.search(text)
+        or _PROTOCOL_RELATIVE.search(text)
         or _has_uri_scheme(text)
     ):
         return text
@@ -241,7 +252,9 @@ def prerender_plain_markup(text: str, lang: str, variant: str | None = None) -> 
         if not (
             depth == 0
             and _PLAIN_NAME.fullmatch(name)
+            and name.strip()  # a blank name is no template to mwparserfromhell: it stays text
             and (j == 0 or text[j - 1] not in _NOT_BESIDE_DROPPED)
+            and not _entity_open_before(text, j)
             and (end == len(text) or text[end] not in _NOT_BESIDE_DROPPED)
             and not _inside_tag(text, j)
             and not _renders_text(key := _template_key(name))
@@ -272,7 +285,7 @@ def _plain_links_in(gap: str, text: str, offset: int, depth: int) -> tuple[str, 
             continue
         if stop < len(gap) and gap[stop] == "'":
             continue
-        if _inside_tag(text, at):
+        if _inside_tag(text, at) or _entity_open_before(text, at):
             continue
         out.append(gap[pos:start])
         out.append(label if label is not None else title.strip())

@@ -5,6 +5,7 @@ wikitext made of the pieces where they could go wrong."""
 
 from __future__ import annotations
 
+import html
 import random
 from collections import Counter
 from dataclasses import astuple
@@ -80,6 +81,9 @@ LEAD_PIECES = [
     "、[[A|b]]の", "[[A|mail]]", "to:a@b", "[[A|ht]]tp://x.com", "_", "__", "{{otheruses}}", "{{出典の明記}}",
     "{{Infobox 人物}}", "{{x}}", "{{x}}\n", "\n{{x}}", "{{a|b}}", "{{#if:x}}", "[[A|{{x}}]]", "[[{{x}}]]",
     "{{x}}{{y}}", "-{{x}}-", "<{{x}}br>", "=={{x}}==", "{{x\n}}", "{{ x }}", "[[X {{y}} [[A|b]]]]", "''{{x}}'",
+    # Found by review: a protocol-relative external link, blank template names, an entity completed across a
+    # replaced link or template.
+    "[[//e.org x]]", "[[ //e.org x]]", "{{ }}", "{{\u3000}}", "&am", "p;lt;", "[[amp|p]]", "&#x3", "{{x}}c;",
 ]  # fmt: skip
 
 
@@ -99,6 +103,22 @@ def test_prerender_replaces_plain_links_and_silent_templates_only():
     )
     for kept in ("<nowiki>[[A|b]]</nowiki> x [[C]]", "see http://x.org/ x [[A|b]]", "{| x [[A|b]] |}"):
         assert prerender_plain_markup(kept, "ja") == kept
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Foo is a site at [[//foo.example.org Foo]] in Bar.",
+        "Foo is a{{ }}b thing.",
+        "Foo is a{{\u3000}}b thing.",
+        "Foo&am[[amp|p]];lt;b is a thing.",
+        "Foo&a{{x}}mp;lt;b is a thing.",
+    ],
+)
+def test_review_findings_render_like_the_plain_path(text):
+    for lang in ("en", "ja"):
+        fast, plain = rendered(text, lang, True), rendered(text, lang, False)
+        assert fast == plain and html.unescape(fast[0]) == html.unescape(plain[0])
 
 
 def test_split_sentences_bracket_depth():
