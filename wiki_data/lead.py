@@ -265,9 +265,11 @@ def prerender_plain_markup(text: str, lang: str, variant: str | None = None) -> 
 
 
 def _inside_tag(text: str, at: int) -> bool:
-    """Whether text[at] may be inside a `<...>` tag (or, with a quoted attribute, maybe)."""
+    """Whether text[at] may be inside a `<...>` tag: after a `<` with no `>` since, or with a `"` since (a
+    `>` in a double-quoted attribute). Single quotes are not looked at: the renderer never outputs an
+    attribute, so a link inside one renders the same either way."""
     lt = text.rfind("<", 0, at)
-    return lt >= 0 and (text.rfind(">", lt, at) < 0 or '"' in text[lt:at])
+    return lt >= 0 and (text.rfind(">", lt, at) < 0 or text.find('"', lt, at) >= 0)
 
 
 def _plain_links_in(gap: str, text: str, offset: int, depth: int) -> tuple[str, int]:

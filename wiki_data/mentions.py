@@ -47,7 +47,7 @@ _MARKUP_LEFT = re.compile(
     r"\[\[|\]\]|\{\{|\}\}|\{\||\|\}|''|<\s*/?\s*[a-zA-Z!]|\[https?://|" + OPEN + "|" + CLOSE
 )
 _MARKER = re.compile(f"[{OPEN}{CLOSE}]|[\U000f0000-\U000fffff]")
-_MARKS = re.compile(f"[{OPEN}{CLOSE}]")
+_OPEN_OR_CLOSE = re.compile(f"[{OPEN}{CLOSE}]")
 _LINK_OPEN = re.compile(r"\[\[")
 # MediaWiki's link trail: letters right after `]]` belong to the link text (`[[bus]]es` shows "buses").
 _TRAIL = re.compile(CLOSE + r"([^\W\d_]+)")
@@ -153,10 +153,8 @@ def _unmark(sentence: str, targets: list[str], counts: Counter) -> tuple[str, li
     pos = 0  # start of the text not yet copied
     open_at: int | None = None  # plain offset of the open anchor
     index = 0
-    for m in _MARKS.finditer(sentence):
+    for m in _OPEN_OR_CLOSE.finditer(sentence):  # the index character after OPEN is never one of them
         i = m.start()
-        if i < pos:  # the index character after OPEN (never a marker in a valid sentence)
-            continue
         piece = sentence[pos:i]
         plain.append(piece)
         n += len(piece)
