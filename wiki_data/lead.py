@@ -235,7 +235,7 @@ def prerender_plain_markup(text: str, lang: str, variant: str | None = None) -> 
     ):
         return text
     zh_variant = variant if lang == "zh" else None
-    out, i, depth = [], 0, 0
+    out, i, depth = [], 0, 0  # depth: how deep links nest at text[i]
     while True:
         j = text.find("{{", i)
         gap = text[i:] if j < 0 else text[i:j]
@@ -248,20 +248,25 @@ def prerender_plain_markup(text: str, lang: str, variant: str | None = None) -> 
             rendered = "".join(out)
             # A link's text next to other text must not make a URI scheme (`[[A|mail]]to:x@y`).
             return text if _has_uri_scheme(rendered) else rendered
-        name = text[j + 2 : end - 2]
-        if not (
-            depth == 0
-            and _PLAIN_NAME.fullmatch(name)
-            and name.strip()  # a blank name is no template to mwparserfromhell: it stays text
-            and (j == 0 or text[j - 1] not in _NOT_BESIDE_DROPPED)
-            and not _entity_open_before(text, j)
-            and (end == len(text) or text[end] not in _NOT_BESIDE_DROPPED)
-            and not _inside_tag(text, j)
-            and not _renders_text(key := _template_key(name))
-            and infobox_type(lang, key, zh_variant) is None
-        ):
+        if depth or not _droppable_template(text, j, end, lang, zh_variant):
             out.append(text[j:end])
         i = end
+
+
+def _droppable_template(text: str, j: int, end: int, lang: str, zh_variant: str | None) -> bool:
+    """Whether the top-level template text[j:end] renders nothing, implies no infobox type, and can be
+    dropped without the text around it joining into markup or an entity."""
+    name = text[j + 2 : end - 2]
+    if not _PLAIN_NAME.fullmatch(name) or not name.strip():  # a blank name is no template: it stays text
+        return False
+    if j > 0 and (text[j - 1] in _NOT_BESIDE_DROPPED or _entity_open_before(text, j)):
+        return False
+    if end < len(text) and text[end] in _NOT_BESIDE_DROPPED:
+        return False
+    if _inside_tag(text, j):
+        return False
+    key = _template_key(name)
+    return not _renders_text(key) and infobox_type(lang, key, zh_variant) is None
 
 
 def _inside_tag(text: str, at: int) -> bool:
