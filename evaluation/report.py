@@ -350,7 +350,8 @@ def plot_errors(runs: list[Run], path: Path) -> None:
             continue
         ax.bar(range(len(shown)), vals, 0.6, bottom=bottom, label=cause)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    ax.set_xticks(range(len(shown)), labels, fontsize=7)
+    # Slanted: a run's label (folder, checkpoint, dataset) is wider than its bar once there are a few runs.
+    ax.set_xticks(range(len(shown)), labels, fontsize=7, rotation=20, ha="right", rotation_mode="anchor")
     ax.set_ylabel("lost gold entities")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title("Why gold entities were lost")
