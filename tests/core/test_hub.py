@@ -72,21 +72,13 @@ def test_offline_or_bad_repo_ids_are_one_line(monkeypatch, tmp_path):
 
 
 def test_sft_pushes_the_dataset_with_a_card_the_hub_reads(hub, tmp_path):
-    import pyarrow.parquet as pq
     from huggingface_hub import DatasetCard
 
-    from wiki_data.schema import pairs_table
+    from tests.wiki_data.helpers.pairs import write_city_pairs
     from wiki_data.sft import SFTDatasetConfig, build_sft
     from wiki_data.sft_cli import sft
 
-    pairs = tmp_path / "pairs"
-    pairs.mkdir()
-    rows = [
-        {"lang": "ja", "page_id": i, "title": f"東京{i}", "surface": f"東京{i}", "en_title": f"Tokyo {i}",
-         "qid": f"Q{i}", "type": "LOC", "type_source": "wikidata", "sentence": f"東京{i}は都市である。", "aliases": []}
-        for i in range(8)
-    ]  # fmt: skip
-    pq.write_table(pairs_table(rows), pairs / "pairs-00000.parquet")
+    pairs = write_city_pairs(tmp_path / "pairs", 8)
     from click.testing import CliRunner
 
     out = tmp_path / "sft"

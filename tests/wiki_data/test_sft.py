@@ -933,17 +933,10 @@ def test_val_fraction_zero_gives_a_train_only_dataset_that_training_accepts(tmp_
     from datasets import load_from_disk
 
     from eat.recipes import load_recipe
+    from tests.wiki_data.helpers.pairs import write_city_pairs
     from training.sft import run_sft
-    from wiki_data.schema import pairs_table
 
-    pairs = tmp_path / "pairs"
-    pairs.mkdir()
-    rows = [
-        {"lang": "ja", "page_id": i, "title": f"東京{i}", "surface": f"東京{i}", "en_title": f"Tokyo {i}",
-         "qid": f"Q{i}", "type": "LOC", "type_source": "wikidata", "sentence": f"東京{i}は都市である。", "aliases": []}
-        for i in range(6)
-    ]  # fmt: skip
-    pq.write_table(pairs_table(rows), pairs / "pairs-00000.parquet")
+    pairs = write_city_pairs(tmp_path / "pairs", 6)
     out = tmp_path / "sft"
     build_sft(SFTDatasetConfig(pairs=[pairs], out=out, tasks=["align"], val_fraction=0.0))
     assert list(load_from_disk(str(out))) == ["train"]
